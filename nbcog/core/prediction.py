@@ -1,0 +1,204 @@
+"""The prediction state machine and the prediction object Cog clients see (spec §9).
+
+A ``Prediction`` is owned by one thread (the serving loop): the runner's events are applied
+to it there, in production order. Its status moves along a table; an illegal move raises
+``InvalidTransition`` and changes nothing, and the first terminal transition wins.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+from nbcog.core import events
+from nbcog.core.errors import InvalidTransition
+from nbcog.core.events import Event
+from nbcog.core.metrics import aggregate_metric
+
+
+class Status(str, enum.Enum):
+    """Cog's prediction statuses, as they appear on the wire."""
+
+    STARTING = "starting"
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELED = "canceled"
+
+    @property
+    def is_terminal(self) -> bool:
+        """Succeeded, failed and canceled never change again."""
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({Status.SUCCEEDED, Status.FAILED, Status.CANCELED})
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    # A prediction can fail or be canceled before its slot starts work (input download
+    # failure, cancel during download), so starting may end without processing.
+    Status.STARTING: frozenset({Status.PROCESSING, *_TERMINAL}),
+    Status.PROCESSING: _TERMINAL,
+    Status.SUCCEEDED: frozenset(),
+    Status.FAILED: frozenset(),
+    Status.CANCELED: frozenset(),
+}
+
+
+class Prediction:
+    """What a Cog client can learn about one prediction: status, output, logs, metrics, error.
+
+    Args:
+        prediction_id: the id from the request, or a generated ``pred_...`` id.
+        created_at: clock reading at creation (seconds); ``predict_time`` counts from here.
+        input: the validated input as echoed by a PUT attach (secrets masked).
+        kind: ``"prediction"`` or ``"training"``.
+    """
+
+    def __init__(
+        self,
+        prediction_id: str,
+        *,
+        created_at: float,
+        input: dict[str, Any] | None = None,  # noqa: A002 - Cog's field name
+        kind: str = "prediction",
+    ) -> None:
+        self.id = prediction_id
+        self.kind = kind
+        self.input: dict[str, Any] = input or {}
+        self.created_at = created_at
+        self.completed_at: float | None = None
+        self.status = Status.STARTING
+        self.chunks: list[Any] = []
+        self.metrics: dict[str, Any] = {}
+        self.error: str | None = None
+        self.output: Any = None
+        self._log_parts: list[str] = []
+        self._logs_joined = ""
+        self._logs_joined_parts = 0
+
+    # -- state -------------------------------------------------------------------------
+
+    def _move(self, target: Status) -> None:
+        if target not in TRANSITIONS[self.status]:
+            msg = f"prediction {self.id}: cannot move from {self.status.value} to {target.value}"
+            raise InvalidTransition(msg)
+        self.status = target
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once succeeded, failed or canceled."""
+        return self.status.is_terminal
+
+    @property
+    def logs(self) -> str:
+        """All captured log text so far, stdout and stderr interleaved in arrival order."""
+        if self._logs_joined_parts != len(self._log_parts):
+            self._logs_joined = "".join(self._log_parts)
+            self._log_parts = [self._logs_joined] if self._logs_joined else []
+            self._logs_joined_parts = len(self._log_parts)
+        return self._logs_joined
+
+    def apply(self, event: Event) -> None:
+        """Fold one runner event (``start``, ``output``, ``log``, ``metric``) into the state.
+
+        Events after the terminal transition (a log flushed late, say) are ignored: the
+        terminal snapshot has already been sent and must stay what it was.
+        """
+        if self.is_terminal:
+            return
+        name = event.name
+        if name == events.OUTPUT:
+            self.chunks.append(event.data["chunk"])
+        elif name == events.LOG:
+            self._log_parts.append(event.data["data"])
+        elif name == events.METRIC:
+            data = event.data
+            aggregate_metric(self.metrics, data["name"], data["value"], data["mode"])
+        elif name == events.START:
+            self._move(Status.PROCESSING)
+        else:
+            msg = f"prediction {self.id}: {name!r} is not a runner event"
+            raise InvalidTransition(msg)
+
+    def finish(
+        self,
+        status: Status,
+        *,
+        completed_at: float,
+        error: str | None = None,
+        output_is_array: bool = False,
+    ) -> Event | None:
+        """Move to a terminal status and return the ``completed`` event.
+
+        Returns None, changing nothing, when the prediction is already terminal (the first
+        terminal transition wins, spec §9.3).
+
+        Args:
+            status: succeeded, failed or canceled.
+            completed_at: clock reading at completion.
+            error: the error string for ``failed``.
+            output_is_array: the final output is the list of all chunks (an array output type,
+                or a predictor that yielded or returned a list), not the single chunk.
+        """
+        if self.is_terminal:
+            return None
+        if not status.is_terminal:
+            msg = f"prediction {self.id}: finish() needs a terminal status, got {status.value}"
+            raise InvalidTransition(msg)
+        self._move(status)
+        self.completed_at = completed_at
+        if status is Status.FAILED:
+            self.error = error or ""
+        if status is Status.SUCCEEDED:
+            if output_is_array:
+                self.output = list(self.chunks)
+            else:
+                self.output = self.chunks[0] if self.chunks else None
+        return events.completed_event(self.snapshot())
+
+    # -- views -------------------------------------------------------------------------
+
+    @property
+    def predict_time(self) -> float | None:
+        """Seconds from creation to completion, once terminal."""
+        if self.completed_at is None:
+            return None
+        return max(0.0, self.completed_at - self.created_at)
+
+    def _metrics_view(self) -> dict[str, Any]:
+        predict_time = self.predict_time
+        if predict_time is None:
+            return dict(self.metrics)
+        return {**self.metrics, "predict_time": predict_time}
+
+    def snapshot(self, *, with_input: bool = False) -> dict[str, Any]:
+        """The prediction object of webhooks, SSE ``completed`` and PUT attach (spec §9.1)."""
+        body: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status.value,
+            "logs": self.logs,
+            "metrics": self._metrics_view(),
+        }
+        if self.status is Status.SUCCEEDED:
+            body["output"] = self.output
+        elif self.chunks:
+            body["output"] = list(self.chunks)
+        if self.status is Status.FAILED:
+            body["error"] = self.error
+        if with_input:
+            body["input"] = self.input
+        return body
+
+    def sync_body(self) -> dict[str, Any]:
+        """The body of a sync JSON response (spec §9.2): no partial output when not succeeded."""
+        body: dict[str, Any] = {
+            "id": self.id,
+            "status": self.status.value,
+            "logs": self.logs,
+            "metrics": self._metrics_view(),
+        }
+        if self.status is Status.SUCCEEDED:
+            body["output"] = self.output
+        elif self.status is Status.FAILED:
+            body["error"] = self.error
+        return body
