@@ -1,0 +1,5 @@
+"""``python -m nbcog``: see ``nbcog.cli``."""
+
+from nbcog.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,306 @@
+"""Request handlers for Cog's predictions API (spec §2-§8, §14, §17, §18).
+
+Every handler is thin: parse, call the service, write. ``NbcogError``s become responses in
+one place (``CogHandler.send_error_body``); unknown paths and wrong methods get coglet's empty
+404/405.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import tornado.web
+from tornado.iostream import StreamClosedError
+
+from nbcog.core.errors import (
+    InputValidationError,
+    NbcogError,
+    StreamingNotSupported,
+    TrainingStreamingNotSupported,
+)
+from nbcog.core.jsonenc import dumpb
+from nbcog.http.envelope import EnvelopeError, parse_envelope
+from nbcog.http.health import HealthChecker
+from nbcog.http.sse import Closer, stream_events
+from nbcog.runner.versions import versions
+from nbcog.service import InFlight, Mode, PredictionService
+
+PAYLOAD_TOO_LARGE = "Failed to buffer the request body: length limit exceeded"
+SSE_MIME = "text/event-stream"
+
+
+def wants_sse(accept: str | None) -> bool:
+    """``Accept`` lists exactly ``text/event-stream`` (parameters ignored, case-sensitive)."""
+    if not accept:
+        return False
+    return any(part.split(";", 1)[0].strip() == SSE_MIME for part in accept.split(","))
+
+
+def request_mode(headers: Any) -> Mode:
+    """SSE beats ``Prefer: respond-async`` (exact match), which beats sync (spec §8)."""
+    if wants_sse(headers.get("Accept")):
+        return Mode.SSE
+    if headers.get("Prefer") == "respond-async":
+        return Mode.ASYNC
+    return Mode.SYNC
+
+
+class CogHandler(tornado.web.RequestHandler):
+    """Common plumbing: JSON bodies with sorted keys, coglet-like headers and errors."""
+
+    service: PredictionService
+
+    def initialize(self, service: PredictionService, **_: Any) -> None:
+        """Handlers share the application's one service."""
+        self.service = service
+
+    def set_default_headers(self) -> None:
+        """No ``Server`` header and no ``text/html`` default: coglet sends neither."""
+        self.clear_header("Server")
+        self.clear_header("Content-Type")
+
+    def compute_etag(self) -> None:
+        """No ETag/304 handling: coglet answers every GET in full."""
+        return
+
+    def send_json(self, status: int, body: Any) -> None:
+        """Finish with ``body`` as compact sorted JSON."""
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(dumpb(body))
+
+    def send_text(self, status: int, text: str) -> None:
+        """Finish with a ``text/plain`` body (coglet's body-parsing errors)."""
+        self.set_status(status)
+        self.set_header("Content-Type", "text/plain; charset=utf-8")
+        self.finish(text.encode())
+
+    def send_error_body(self, error: NbcogError) -> None:
+        """The single translation of core/service errors to HTTP."""
+        self.send_json(error.status, error.body)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """404/405 and friends: empty bodies, as coglet; 500s say what broke, in JSON."""
+        if status_code >= 500:
+            self.set_header("Content-Type", "application/json")
+            exc = kwargs.get("exc_info", (None, None))[1]
+            self.finish(dumpb({"error": f"internal error: {type(exc).__name__}: {exc}"}))
+            return
+        self.finish()
+
+
+class NotFoundHandler(CogHandler):
+    """Any unknown path: 404 with an empty body."""
+
+    def prepare(self) -> None:
+        """Answer before any method dispatch, so every method gets 404."""
+        raise tornado.web.HTTPError(404)
+
+
+class RootHandler(CogHandler):
+    """``GET /``: the discovery document (spec §3)."""
+
+    def get(self) -> None:
+        """Always 200, during setup too."""
+        body = {
+            "cog_version": versions()["python_sdk"],
+            "docs_url": "/docs",
+            "healthcheck_url": "/health-check",
+            "openapi_url": "/openapi.json",
+            "predictions_cancel_url": "/predictions/{prediction_id}/cancel",
+            "predictions_idempotent_url": "/predictions/{prediction_id}",
+            "predictions_url": "/predictions",
+            "shutdown_url": "/shutdown",
+        }
+        if self.service.has_training:
+            body["trainings_url"] = "/trainings"
+            body["trainings_idempotent_url"] = "/trainings/{training_id}"
+            body["trainings_cancel_url"] = "/trainings/{training_id}/cancel"
+        self.send_json(200, body)
+
+
+class HealthHandler(CogHandler):
+    """``GET /health-check`` (spec §4): always 200."""
+
+    def initialize(self, service: PredictionService, **kwargs: Any) -> None:
+        """Simultaneous GETs share one user healthcheck call through the checker."""
+        super().initialize(service)
+        self.checker: HealthChecker = kwargs["health_checker"]
+
+    async def get(self) -> None:
+        """Run the user healthcheck once setup succeeded, then report."""
+        user_error = await self.checker.check() if self.service.is_ready else None
+        self.send_json(200, self.service.health_body(user_error))
+
+
+class OpenAPIHandler(CogHandler):
+    """``GET /openapi.json``: 503 until setup succeeded (spec §5)."""
+
+    def get(self) -> None:
+        """The generated document, or coglet's 503."""
+        if self.service.openapi is None:
+            self.send_json(503, {"error": "OpenAPI schema not available"})
+            return
+        self.send_json(200, self.service.openapi)
+
+
+class ShutdownHandler(CogHandler):
+    """``POST /shutdown``: 200 ``{}``, then the server (never the kernel) stops (spec §17)."""
+
+    def initialize(self, service: PredictionService, **kwargs: Any) -> None:
+        """``on_shutdown`` is the server's stop, scheduled once the response is out."""
+        super().initialize(service)
+        self.on_shutdown = kwargs["on_shutdown"]
+
+    def post(self) -> None:
+        """Reply, then stop on the next loop turn."""
+        self.send_json(200, {})
+
+    def on_finish(self) -> None:
+        """Stop only after the ``{}`` has been written."""
+        if self.get_status() == 200:
+            asyncio.get_running_loop().call_soon(self.on_shutdown)
+
+
+class CancelHandler(CogHandler):
+    """``POST /predictions/{id}/cancel``: 200 ``{}`` in flight, else 404 ``{}`` (spec §14)."""
+
+    def post(self, prediction_id: str) -> None:
+        """Trainings and predictions share one id namespace."""
+        found = self.service.cancel(prediction_id)
+        self.send_json(200 if found else 404, {})
+
+
+@tornado.web.stream_request_body
+class CreateHandler(CogHandler):
+    """``POST /predictions`` and ``PUT /predictions/{id}`` (and the training twins).
+
+    The body is streamed in so an oversized one gets coglet's 413 without being buffered.
+    """
+
+    def initialize(self, service: PredictionService, **kwargs: Any) -> None:
+        """Route options: training or not, the body limit, the SSE keep-alive interval."""
+        super().initialize(service)
+        self.training: bool = kwargs["training"]
+        self.max_body_size: int = kwargs["max_body_size"]
+        self.keepalive: float = kwargs["keepalive"]
+        self._chunks: list[bytes] = []
+        self._received = 0
+        self._waiting: InFlight | None = None
+        self._closer = Closer()
+
+    def prepare(self) -> None:
+        """Refuse SSE on trainings before reading the body; refuse oversized bodies early."""
+        if self.training and wants_sse(self.request.headers.get("Accept")):
+            self.send_error_body(TrainingStreamingNotSupported())
+            return
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > self.max_body_size:
+            self.send_text(413, PAYLOAD_TOO_LARGE)
+
+    def data_received(self, chunk: bytes) -> None:
+        """Collect the body, stopping with 413 once it passes the limit."""
+        if self._finished:
+            return
+        self._received += len(chunk)
+        if self._received > self.max_body_size:
+            self._chunks = []
+            self.send_text(413, PAYLOAD_TOO_LARGE)
+            return
+        self._chunks.append(chunk)
+
+    async def _create(self, put_id: str | None) -> None:
+        try:
+            request = parse_envelope(
+                self.request.headers.get("Content-Type"), b"".join(self._chunks)
+            )
+        except EnvelopeError as exc:
+            self.send_text(exc.status, exc.text)
+            return
+        mode = request_mode(self.request.headers)
+        request.trace_headers = {
+            name: value
+            for name in ("traceparent", "tracestate")
+            if (value := self.request.headers.get(name)) is not None
+        }
+        try:
+            if put_id is not None:
+                if request.id is not None and request.id != put_id:
+                    raise InputValidationError([self._id_mismatch()])
+                attached = self.service.get(put_id)
+                if attached is not None:
+                    await self._attach(attached, mode)
+                    return
+            entry = self.service.create(request, mode=mode, training=self.training, put_id=put_id)
+        except NbcogError as error:
+            self.send_error_body(error)
+            return
+        await self._respond(entry, mode)
+
+    def _id_mismatch(self) -> dict[str, Any]:
+        noun = "training" if self.training else "prediction"
+        return {
+            "loc": ["body", "id"],
+            "msg": f"{noun} ID must match the ID supplied in the URL",
+            "type": "value_error",
+        }
+
+    async def _attach(self, entry: InFlight, mode: Mode) -> None:
+        if mode is Mode.SSE:
+            if not self.service.streaming:
+                raise StreamingNotSupported
+            await self._stream(entry)
+            return
+        self.send_json(202, entry.prediction.snapshot(with_input=True))
+
+    async def _respond(self, entry: InFlight, mode: Mode) -> None:
+        if mode is Mode.SSE:
+            await self._stream(entry)
+        elif mode is Mode.ASYNC:
+            self.send_json(202, {"id": entry.prediction.id, "status": "starting"})
+        else:
+            await self._wait_sync(entry)
+
+    async def _stream(self, entry: InFlight) -> None:
+        try:
+            await stream_events(
+                self, self.service, entry, closer=self._closer, keepalive=self.keepalive
+            )
+        except StreamClosedError:
+            return
+
+    async def _wait_sync(self, entry: InFlight) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        entry.on_done(lambda _: done.done() or done.set_result(None))
+        self._waiting = entry
+        await done
+        self._waiting = None
+        if self.request.connection.stream.closed():  # type: ignore[attr-defined]
+            return
+        self.send_json(200, entry.prediction.sync_body())
+
+    def on_connection_close(self) -> None:
+        """A sync client that hangs up cancels its prediction (spec §11.4)."""
+        self._closer.close()
+        if self._waiting is not None:
+            self.service.cancel(self._waiting.prediction.id)
+        super().on_connection_close()
+
+
+class PostHandler(CreateHandler):
+    """``POST /predictions``: create with the body id or a generated one."""
+
+    async def post(self) -> None:
+        """Create (unless ``prepare`` already answered)."""
+        if not self._finished:
+            await self._create(None)
+
+
+class PutHandler(CreateHandler):
+    """``PUT /predictions/{id}``: create with the path id, or attach when it is in flight."""
+
+    async def put(self, prediction_id: str) -> None:
+        """Create or attach (unless ``prepare`` already answered)."""
+        if not self._finished:
+            await self._create(prediction_id)

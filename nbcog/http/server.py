@@ -1,0 +1,157 @@
+"""``Server``: a predictor served over Cog's HTTP API on the current asyncio loop.
+
+``start()`` does not block: it binds the socket, registers the server with the running loop
+(the kernel's, in a notebook) and begins ``setup()`` on a thread, like Bokeh's ``show_app``.
+``run()`` is the blocking entry point for the CLI. ``stop()`` is idempotent, because notebook
+users re-run cells.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+
+import tornado.httpserver
+import tornado.netutil
+
+from nbcog.http.app import DEFAULT_KEEPALIVE, DEFAULT_MAX_BODY_SIZE, make_app
+from nbcog.runner.runtime import Runtime
+from nbcog.runner.versions import versions
+from nbcog.runner.webhooks import WebhookSender
+from nbcog.service import Health, PredictionService
+
+DEFAULT_PORT = 5000
+
+
+class PortInUse(OSError):
+    """The requested port is taken by another listener."""
+
+
+class Server:
+    """Serve ``predictor`` (a class, instance, function, or ``file.py:Name``) over HTTP.
+
+    Args:
+        predictor: what to serve; classes and functions defined in notebook cells work.
+        train: an optional separate training handler (``--train``).
+        host: the interface to bind; 127.0.0.1 by default.
+        port: the TCP port; 0 picks a free one (see ``port`` after ``start()``).
+        upload_url: PUT file outputs here instead of returning data URLs.
+        max_body_size: request bodies above this get 413.
+        keepalive: seconds without an event before an SSE keep-alive comment.
+        history_capacity: SSE replay history per prediction (default from
+            ``COG_STREAM_HISTORY_CAPACITY``, else 1024).
+    """
+
+    def __init__(
+        self,
+        predictor: object,
+        *,
+        train: object | None = None,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        upload_url: str | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        keepalive: float = DEFAULT_KEEPALIVE,
+        history_capacity: int | None = None,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self._predictor = predictor
+        self._train = train
+        self._upload_url = upload_url
+        self._max_body_size = max_body_size
+        self._keepalive = keepalive
+        self._history_capacity = history_capacity
+        self.service: PredictionService | None = None
+        self._http: tornado.httpserver.HTTPServer | None = None
+        self._webhooks: WebhookSender | None = None
+        self._stopped: asyncio.Event | None = None
+
+    @property
+    def url(self) -> str:
+        """``http://host:port`` of the running server."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def _bind(self) -> list[socket.socket]:
+        try:
+            return tornado.netutil.bind_sockets(self.port, self.host, reuse_port=False)
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                msg = (
+                    f"port {self.port} on {self.host} is already in use; "
+                    "stop what is listening there or pick another port (port=0 picks a free one)"
+                )
+                raise PortInUse(errno.EADDRINUSE, msg) from None
+            raise
+
+    def start(self) -> None:
+        """Bind, listen on the current loop and begin setup; returns at once.
+
+        Raises:
+            PortInUse: the port is taken (nothing is left running).
+            RuntimeError: already started.
+        """
+        if self._http is not None:
+            msg = f"server already running at {self.url}"
+            raise RuntimeError(msg)
+        sockets = self._bind()
+        self.port = sockets[0].getsockname()[1]
+        loop = asyncio.get_event_loop()
+        self._webhooks = WebhookSender(user_agent=f"nbcog/{versions()['nbcog']}")
+        self.service = PredictionService(
+            Runtime(self._predictor, train=self._train),
+            loop=loop,
+            webhooks=self._webhooks,
+            upload_url=self._upload_url,
+            history_capacity=self._history_capacity,
+        )
+        app = make_app(
+            self.service,
+            on_shutdown=self.stop,
+            max_body_size=self._max_body_size,
+            keepalive=self._keepalive,
+        )
+        # Bodies are limited by the create handlers (coglet's 413 text), not by tornado.
+        self._http = tornado.httpserver.HTTPServer(app, max_body_size=1 << 62)
+        self._http.add_sockets(sockets)
+        self._stopped = asyncio.Event()
+        self.service.start()
+
+    @property
+    def running(self) -> bool:
+        """Started and not stopped."""
+        return self._http is not None
+
+    async def wait_until_ready(self, timeout: float | None = None) -> Health:
+        """Wait until setup has ended (READY or SETUP_FAILED) and return the health."""
+        assert self.service is not None, "start() first"
+        ended: asyncio.Future[Health] = asyncio.get_running_loop().create_future()
+        self.service.on_setup_done(lambda health: ended.done() or ended.set_result(health))
+        return await asyncio.wait_for(ended, timeout)
+
+    def stop(self) -> None:
+        """Stop listening, cancel predictions, stop the runtime; a no-op when not running."""
+        if self._http is None:
+            return
+        http, self._http = self._http, None
+        http.stop()
+        asyncio.ensure_future(http.close_all_connections())
+        if self.service is not None:
+            self.service.close()
+        if self._webhooks is not None:
+            self._webhooks.close()
+        if self._stopped is not None:
+            self._stopped.set()
+
+    async def serve_until_stopped(self) -> None:
+        """Start (if needed) and wait until ``stop()`` or ``POST /shutdown``."""
+        if self._http is None:
+            self.start()
+        assert self._stopped is not None
+        await self._stopped.wait()
+
+    def run(self) -> None:
+        """Blocking: serve on a new asyncio loop until stopped (the CLI's entry point)."""
+        asyncio.run(self.serve_until_stopped())

@@ -1,0 +1,86 @@
+"""Writing a prediction's events as a Server-Sent Events response (spec §11).
+
+One subscriber per response. Each wake-up takes *everything* pending and writes it with one
+``write`` + ``flush``, so a fast stream costs one syscall per batch, not per token; the SSE
+bytes were encoded once when the event was made. A keep-alive comment goes out after
+``keepalive`` seconds without an event. The client leaving is noticed at once (tornado calls
+``on_connection_close`` even while nothing is being written), and the service decides whether
+that cancels the prediction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol
+
+from nbcog.core.events import KEEPALIVE
+from nbcog.service import InFlight, PredictionService
+
+
+class StreamTarget(Protocol):
+    """The part of a tornado ``RequestHandler`` an SSE stream writes to."""
+
+    def set_status(self, status_code: int) -> None: ...
+
+    def set_header(self, name: str, value: str) -> None: ...
+
+    def write(self, chunk: bytes) -> None: ...
+
+    def flush(self) -> asyncio.Future[None]: ...
+
+    def finish(self) -> asyncio.Future[None]: ...
+
+
+class Closer:
+    """Lets ``on_connection_close`` wake a stream that is waiting for events."""
+
+    def __init__(self) -> None:
+        self.wake = asyncio.Event()
+        self.closed = False
+
+    def close(self) -> None:
+        """The client has gone."""
+        self.closed = True
+        self.wake.set()
+
+
+async def stream_events(
+    handler: StreamTarget,
+    service: PredictionService,
+    entry: InFlight,
+    *,
+    closer: Closer,
+    keepalive: float,
+) -> None:
+    """Stream ``entry``'s events (replay, then live) until ``completed``/``error`` or hang-up.
+
+    Raises:
+        TooManySubscribers: before anything is written (so the caller can answer 429).
+        tornado.iostream.StreamClosedError: when the client left mid-write.
+    """
+    wake = closer.wake
+    subscription = service.subscribe_http(entry, wake.set)
+    try:
+        handler.set_status(200)
+        handler.set_header("Content-Type", "text/event-stream")
+        handler.set_header("Cache-Control", "no-cache")
+        handler.set_header("X-Accel-Buffering", "no")
+        await handler.flush()
+        while not closer.closed:
+            wake.clear()
+            batch = subscription.take()
+            if batch:
+                handler.write(b"".join([event.wire for event in batch]))
+                await handler.flush()
+                if subscription.done:
+                    break
+                continue
+            try:
+                await asyncio.wait_for(wake.wait(), keepalive)
+            except asyncio.TimeoutError:
+                handler.write(KEEPALIVE)
+                await handler.flush()
+    finally:
+        service.unsubscribe_http(entry, subscription)
+    if not closer.closed:
+        await handler.finish()

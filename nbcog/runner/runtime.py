@@ -1,0 +1,166 @@
+"""The predictor runtime: loading, ``setup()``, the user ``healthcheck()``, and the runner.
+
+Everything here happens off the serving loop: loading and setup on a setup thread (their
+output goes to the health-check's setup logs, spec §12), async pieces on the async predictor
+loop. The service only sees futures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import os
+import threading
+import traceback
+from typing import Any
+
+from nbcog.core.openapi import build_document
+from nbcog.runner import capture
+from nbcog.runner.asyncloop import AsyncLoopThread
+from nbcog.runner.cog_adapter import HandlerInfo, PredictorInfo, describe_predictor, load_target
+from nbcog.runner.scope import install_scope_hook
+from nbcog.runner.versions import versions
+from nbcog.runner.worker import Runner, describe_exception
+
+SYNC_CONCURRENCY_ERROR = "COG_MAX_CONCURRENCY > 1 requires an async run() or predict() method"
+
+
+class SetupFailed(Exception):
+    """Loading or ``setup()`` raised; the message is ``{E}`` of the original error."""
+
+
+def _slots_from_env() -> int | None:
+    raw = os.environ.get("COG_MAX_CONCURRENCY", "")
+    try:
+        value = int(raw)
+    except ValueError:
+        return None
+    return value if value > 0 else None
+
+
+class Runtime:
+    """Loads a predictor (and optionally a training handler), sets it up, and runs jobs.
+
+    Args:
+        predictor: a class, instance or function, or a ``file.py:Name`` / ``module:Name`` string.
+        train: an optional separate training function or class (``--train``).
+    """
+
+    def __init__(self, predictor: object, *, train: object | None = None) -> None:
+        self._predictor_ref = predictor
+        self._train_ref = train
+        self.async_loop = AsyncLoopThread()
+        self.predict: HandlerInfo | None = None
+        self.train: HandlerInfo | None = None
+        self.slots = 1
+        self.runner: Runner | None = None
+        self._infos: list[PredictorInfo] = []
+        self._log_parts: list[str] = []
+        self._log_lock = threading.Lock()
+        self._health_executor = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="nbcog-healthcheck"
+        )
+
+    # -- setup -------------------------------------------------------------------------
+
+    @property
+    def setup_logs(self) -> str:
+        """Everything loading and ``setup()`` printed so far (plus the error, on failure)."""
+        with self._log_lock:
+            return "".join(self._log_parts)
+
+    def _append_log(self, _source: str, text: str) -> None:
+        with self._log_lock:
+            self._log_parts.append(text)
+
+    def start_setup(self) -> concurrent.futures.Future[None]:
+        """Load and set up on a new thread; the future fails with ``SetupFailed``."""
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        thread = threading.Thread(
+            target=self._setup_thread, args=(future,), name="nbcog-setup", daemon=True
+        )
+        thread.start()
+        return future
+
+    def _setup_thread(self, future: concurrent.futures.Future[None]) -> None:
+        install_scope_hook()
+        capture.install()
+        log = capture.LogCapture(self._append_log)
+        log.activate()
+        try:
+            self._load_and_setup()
+        except BaseException as exc:  # noqa: BLE001 - any failure is SETUP_FAILED, never a crash
+            log.deactivate()
+            lines = traceback.format_exception(exc)
+            self._append_log("stderr", "".join(lines[:-1]) + describe_exception(exc) + "\n")
+            future.set_exception(SetupFailed(describe_exception(exc)))
+            return
+        log.deactivate()
+        future.set_result(None)
+
+    def load(self) -> None:
+        """Import and describe the predictor (and training handler) without ``setup()``."""
+        if self._infos:
+            return
+        target = load_target(self._predictor_ref)
+        info = describe_predictor(target, kind="predict")
+        self._infos.append(info)
+        self.predict, self.train = info.predict, info.train
+        if self._train_ref is not None:
+            train_info = describe_predictor(load_target(self._train_ref), kind="train")
+            self._infos.append(train_info)
+            self.train = train_info.train
+
+    def openapi(self) -> dict[str, Any]:
+        """The OpenAPI document of the loaded handlers (spec §5)."""
+        return build_document(
+            cog_version=versions()["python_sdk"],
+            predict=self.predict.schema if self.predict else None,
+            train=self.train.schema if self.train else None,
+        )
+
+    def _load_and_setup(self) -> None:
+        self.load()
+        self.slots = _slots_from_env() or (self.predict.concurrency if self.predict else 1)
+        handlers = [h for h in (self.predict, self.train) if h is not None]
+        if self.slots > 1 and not all(h.is_async or h.is_async_gen for h in handlers):
+            raise ValueError(SYNC_CONCURRENCY_ERROR)
+        for each in self._infos:
+            self._call_setup(each)
+        self.runner = Runner(slots=self.slots, async_loop=self.async_loop)
+
+    def _call_setup(self, info: PredictorInfo) -> None:
+        if info.setup is None:
+            return
+        args: dict[str, Any] = {}
+        if info.setup_takes_weights:
+            args["weights"] = os.environ.get("COG_WEIGHTS") or None
+        if info.setup_is_async:
+            self.async_loop.submit(_call_async(info.setup, args)).result()
+        else:
+            info.setup(**args)
+
+    # -- health ------------------------------------------------------------------------
+
+    def healthcheck(self) -> concurrent.futures.Future[Any] | None:
+        """Start the user ``healthcheck()``; None when the predictor has none."""
+        for info in self._infos:
+            if info.healthcheck is None:
+                continue
+            if asyncio.iscoroutinefunction(info.healthcheck):
+                return self.async_loop.submit(_call_async(info.healthcheck, {}))
+            return self._health_executor.submit(info.healthcheck)
+        return None
+
+    # -- teardown ----------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Stop the worker threads and the async loop (running sync jobs end on their own)."""
+        if self.runner is not None:
+            self.runner.close()
+        self._health_executor.shutdown(wait=False, cancel_futures=True)
+        self.async_loop.stop()
+
+
+async def _call_async(fn: Any, kwargs: dict[str, Any]) -> Any:
+    return await fn(**kwargs)

@@ -1,0 +1,25 @@
+"""Version facts for ``GET /``, the health-check and the OpenAPI document (spec §3, §4)."""
+
+from __future__ import annotations
+
+import functools
+import platform
+from importlib.metadata import PackageNotFoundError, version
+
+
+def _installed(name: str) -> str:
+    try:
+        return version(name)
+    except PackageNotFoundError:
+        return "unknown"
+
+
+@functools.cache
+def versions() -> dict[str, str]:
+    """The health-check ``version`` object: coglet's keys, plus ``nbcog``."""
+    return {
+        "coglet": _installed("coglet"),
+        "python_sdk": _installed("cog"),
+        "python": platform.python_version(),
+        "nbcog": _installed("nbcog"),
+    }

@@ -1,0 +1,313 @@
+"""Webhook delivery: which prediction events POST the snapshot, throttling and retries (spec §15).
+
+The rules are coglet 0.23.1's (``crates/coglet/src/webhook.rs``):
+
+* ``start`` is sent once and ``output`` on every chunk; neither is throttled, but both reset
+  the throttle clock.
+* ``logs`` is sent only when ``COG_THROTTLE_RESPONSE_INTERVAL`` (default 0.5 s) has passed since
+  the last non-terminal webhook of any type; otherwise it is *dropped*, never delayed (later
+  payloads carry the accumulated logs).
+* ``completed`` is always sent, retried on network errors and 429/500/502/503/504 up to 12
+  times, retry *n* first waiting ``0.1 * 2**min(n, 10)`` s; any other non-2xx status stops.
+* ``metric`` events never send anything. Events outside ``webhook_events_filter`` are neither
+  sent nor counted by the throttle.
+
+Threads: a ``WebhookTracker`` is used only on the serving loop thread, where it decides and
+encodes the snapshot *at that moment* (the prediction keeps changing after it returns). The
+HTTP requests run on the sender's thread pool, so a slow or dead receiver never holds up the
+loop. Non-terminal webhooks may therefore arrive out of order, as with coglet. Failures are
+logged (logger ``nbcog.webhooks``) and never raised, and never change the prediction.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import requests
+
+from nbcog.core import events
+from nbcog.core.events import Event
+from nbcog.core.jsonenc import dumpb
+from nbcog.core.prediction import Prediction
+
+__all__ = [
+    "ALL_EVENTS",
+    "DEFAULT_THROTTLE_INTERVAL",
+    "MAX_RETRIES",
+    "REQUEST_TIMEOUT",
+    "RETRY_STATUSES",
+    "WebhookSender",
+    "WebhookTracker",
+    "backoff_delay",
+]
+
+logger = logging.getLogger("nbcog.webhooks")
+
+START = "start"
+OUTPUT = "output"
+LOGS = "logs"
+COMPLETED = "completed"
+ALL_EVENTS = frozenset({START, OUTPUT, LOGS, COMPLETED})
+
+DEFAULT_THROTTLE_INTERVAL = 0.5
+MAX_RETRIES = 12
+RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+REQUEST_TIMEOUT = 30.0
+_BACKOFF_BASE = 0.1
+
+# coglet starts each prediction's throttle clock 10 s in the past so that the first logs
+# webhook may go out at once. With an interval over 10 s this also drops logs for the first
+# (interval - 10) s; kept for parity.
+_THROTTLE_HEAD_START = 10.0
+
+
+def backoff_delay(retry: int) -> float:
+    """Seconds to wait before retry number ``retry`` (1-based): 0.2, 0.4, ... 102.4, 102.4."""
+    return _BACKOFF_BASE * 2 ** min(retry, 10)
+
+
+def throttle_interval(raw: str | None) -> float:
+    """``COG_THROTTLE_RESPONSE_INTERVAL`` as coglet reads it: float seconds, whole milliseconds.
+
+    Unset or unparsable means 0.5 s; negative and NaN saturate to 0, as Rust's float-to-integer
+    cast does.
+    """
+    if raw is None:
+        return DEFAULT_THROTTLE_INTERVAL
+    try:
+        seconds = float(raw)
+    except ValueError:
+        return DEFAULT_THROTTLE_INTERVAL
+    if not seconds > 0:
+        return 0.0
+    if math.isinf(seconds):
+        return seconds
+    return math.floor(seconds * 1000) / 1000
+
+
+class WebhookSender:
+    """Owns the delivery threads and the settings shared by every prediction's webhooks.
+
+    Args:
+        user_agent: the ``User-Agent`` header, ``nbcog/<version>``.
+        max_workers: delivery threads. A ``completed`` webhook being retried holds one for its
+            whole backoff (up to about 7 minutes against a receiver that stays down).
+        clock: monotonic seconds, for the logs throttle.
+        sleep: waits between retries. The default waits on the sender's close event, so
+            ``close()`` cuts a long backoff short.
+
+    The threads are daemon threads, not a ``ThreadPoolExecutor``'s: the interpreter joins
+    those at exit, and a kernel shutting down must not wait minutes for a dead receiver.
+    ``WEBHOOK_AUTH_TOKEN`` and ``COG_THROTTLE_RESPONSE_INTERVAL`` are read once, here.
+    """
+
+    def __init__(
+        self,
+        *,
+        user_agent: str,
+        max_workers: int = 4,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] | None = None,
+    ) -> None:
+        self.interval = throttle_interval(os.environ.get("COG_THROTTLE_RESPONSE_INTERVAL"))
+        self._headers = {"Content-Type": "application/json", "User-Agent": user_agent}
+        token = os.environ.get("WEBHOOK_AUTH_TOKEN")
+        if token is not None:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self.clock = clock
+        self._closing = threading.Event()
+        self._sleep = sleep if sleep is not None else self._closing.wait
+        self._queue: queue.SimpleQueue[_Delivery | None] = queue.SimpleQueue()
+        self._pending = 0
+        self._idle = threading.Condition()
+        self._workers = [
+            threading.Thread(target=self._work, name=f"nbcog-webhook-{i}", daemon=True)
+            for i in range(max_workers)
+        ]
+        for worker in self._workers:
+            worker.start()
+
+    def track(
+        self,
+        url: str,
+        events_filter: frozenset[str] | None,
+        trace_headers: dict[str, str],
+    ) -> WebhookTracker:
+        """Start following one prediction that asked for webhooks at ``url``.
+
+        Args:
+            url: the request's ``webhook``.
+            events_filter: the request's ``webhook_events_filter`` (already validated), or None
+                for all four events.
+            trace_headers: ``traceparent``/``tracestate`` from the create request, sent as
+                given with every delivery.
+        """
+        return WebhookTracker(
+            self, url, ALL_EVENTS if events_filter is None else events_filter, trace_headers
+        )
+
+    def drain(self, timeout: float | None = None) -> bool:
+        """Wait until every queued delivery has finished; False if ``timeout`` ran out first."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Give queued deliveries ``timeout`` seconds, then drop the rest and stop the threads.
+
+        Retries still waiting are abandoned; a request already on the wire finishes (or times
+        out) in the background. Deliveries submitted afterwards are dropped.
+        """
+        self.drain(timeout)
+        self._closing.set()
+        for _ in self._workers:
+            self._queue.put(None)
+
+    def submit(self, url: str, body: bytes, headers: dict[str, str], *, terminal: bool) -> None:
+        """Queue one delivery of ``body`` (the tracker's half of the job)."""
+        if self._closing.is_set():
+            logger.warning("webhook to %s dropped: the webhook sender is closed", url)
+            return
+        with self._idle:
+            self._pending += 1
+        self._queue.put(_Delivery(url, body, {**self._headers, **headers}, terminal))
+
+    # -- delivery threads ----------------------------------------------------------------
+
+    def _work(self) -> None:
+        with requests.Session() as session:  # one per thread: reused, never shared
+            while (delivery := self._queue.get()) is not None:
+                try:
+                    if self._closing.is_set():
+                        logger.warning("webhook to %s dropped at close", delivery.url)
+                    elif delivery.terminal:
+                        self._deliver_terminal(session, delivery)
+                    else:
+                        self._deliver_once(session, delivery)
+                except Exception:  # a bug here must not kill the thread or leak _pending
+                    logger.warning("webhook to %s failed unexpectedly", delivery.url, exc_info=True)
+                finally:
+                    with self._idle:
+                        self._pending -= 1
+                        if self._pending == 0:
+                            self._idle.notify_all()
+
+    @staticmethod
+    def _post(session: requests.Session, delivery: _Delivery) -> requests.Response:
+        return session.post(
+            delivery.url, data=delivery.body, headers=delivery.headers, timeout=REQUEST_TIMEOUT
+        )
+
+    def _deliver_once(self, session: requests.Session, delivery: _Delivery) -> None:
+        try:
+            self._post(session, delivery)
+        except requests.RequestException as exc:
+            logger.warning("webhook to %s failed (not retried): %s", delivery.url, exc)
+
+    def _deliver_terminal(self, session: requests.Session, delivery: _Delivery) -> None:
+        url = delivery.url
+        retry = 0
+        while True:
+            try:
+                status = self._post(session, delivery).status_code
+            except requests.RequestException as exc:
+                problem = f"request error: {exc}"
+            else:
+                if 200 <= status < 300:
+                    return
+                if status not in RETRY_STATUSES:
+                    logger.warning(
+                        "completed webhook to %s failed with status %d (not retried)", url, status
+                    )
+                    return
+                problem = f"status {status}"
+            retry += 1
+            if retry > MAX_RETRIES:
+                logger.warning(
+                    "completed webhook to %s failed after %d retries: %s", url, MAX_RETRIES, problem
+                )
+                return
+            delay = backoff_delay(retry)
+            logger.warning(
+                "completed webhook to %s failed (%s); retry %d in %.1f s",
+                url,
+                problem,
+                retry,
+                delay,
+            )
+            self._sleep(delay)
+            if self._closing.is_set():
+                logger.warning("completed webhook to %s abandoned: the sender closed", url)
+                return
+
+
+@dataclass(frozen=True, slots=True)
+class _Delivery:
+    """One POST to make: the encoded snapshot and every header."""
+
+    url: str
+    body: bytes
+    headers: dict[str, str]
+    terminal: bool
+
+
+class WebhookTracker:
+    """One prediction's webhook state: what was sent, and when, for the throttle.
+
+    Use it only on the serving loop thread. Call ``observe`` after each event has been applied
+    to the prediction (``completed`` after ``Prediction.finish``); it returns at once.
+    """
+
+    def __init__(
+        self,
+        sender: WebhookSender,
+        url: str,
+        events_filter: frozenset[str],
+        trace_headers: dict[str, str],
+    ) -> None:
+        self._sender = sender
+        self.url = url
+        self.events_filter = events_filter
+        self._headers = dict(trace_headers)
+        self._last_sent = sender.clock() - _THROTTLE_HEAD_START
+        self._started = False
+        self._finished = False
+
+    def observe(self, event: Event, prediction: Prediction) -> None:
+        """Send the webhook ``event`` calls for, if any, with ``prediction``'s snapshot now."""
+        if self._finished:
+            return
+        name = event.name
+        if name == events.COMPLETED:
+            self._finished = True
+            if COMPLETED in self.events_filter:
+                self._send(prediction, terminal=True)
+            return
+        if name == events.START:
+            if self._started:
+                return
+            self._started = True
+            kind = START
+        elif name == events.OUTPUT:
+            kind = OUTPUT
+        elif name == events.LOG:
+            kind = LOGS
+        else:  # metrics never send webhooks; stream errors are not runner events
+            return
+        if kind not in self.events_filter:
+            return
+        now = self._sender.clock()
+        if kind == LOGS and now - self._last_sent < self._sender.interval:
+            return
+        self._last_sent = now
+        self._send(prediction, terminal=False)
+
+    def _send(self, prediction: Prediction, *, terminal: bool) -> None:
+        body = dumpb(prediction.snapshot())
+        self._sender.submit(self.url, body, self._headers, terminal=terminal)

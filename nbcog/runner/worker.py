@@ -1,0 +1,310 @@
+"""Running one prediction: inputs in, events out, on a worker thread or the async loop.
+
+A ``Job`` is one prediction or training. The runner turns everything the predictor does into
+events put on the job's pipe, in production order: ``start``, then ``output``/``log``/``metric``
+as they happen, then a ``Finished`` item saying how it ended. The serving loop folds these into
+the ``Prediction`` (it alone owns that state).
+
+Cancellation (spec §14): a sync predictor gets ``cog.CancelationException`` raised
+asynchronously in its thread (``PyThreadState_SetAsyncExc``), which Python delivers at the next
+bytecode boundary: a loop or a generator stops within milliseconds, but a long blocking C
+call (``time.sleep(30)``, a big matrix multiply, a socket read) finishes first, and the
+exception fires right after it returns. An async predictor's task is cancelled
+(``asyncio.CancelledError`` at its current ``await``). Once a cancel has been requested the
+prediction ends ``canceled`` however predict() exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import inspect
+import queue
+import threading
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbcog.core import events
+from nbcog.core.events import Event
+from nbcog.core.prediction import Status
+from nbcog.runner import capture
+from nbcog.runner.asyncloop import AsyncLoopThread
+from nbcog.runner.cog_adapter import CancelationException, HandlerInfo
+from nbcog.runner.files import InputFiles, OutputFiles, UploadError
+from nbcog.runner.scope import PredictionScope, scope_active
+
+_PLAIN_JSON = (str, int, float, bool, type(None))
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The last item a job puts on its pipe: how the prediction ended."""
+
+    status: Status
+    error: str | None = None
+    output_is_array: bool = False
+    traceback: str | None = None
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``{E}`` of the spec (§9.4): ``ValueError: boom``, ``KeyError: 'k'``, ``SystemExit: 3``."""
+    return f"{type(exc).__qualname__}: {exc}"
+
+
+@dataclass(eq=False)
+class Job:
+    """One prediction or training handed to the runner.
+
+    ``put`` is thread-safe (an ``EventPipe``); everything else here is written by the runner
+    thread running the job, except ``cancel_requested``, which any thread may set through
+    ``Runner.cancel``.
+    """
+
+    prediction_id: str
+    handler: HandlerInfo
+    values: dict[str, Any]
+    put: Callable[[Event | Finished], None]
+    context: dict[str, str] = field(default_factory=dict)
+    training: bool = False
+    upload_url: str | None = None
+    cancel_requested: bool = False
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _thread_ident: int | None = None
+    _task: asyncio.Task[None] | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+
+class _Outputs:
+    """Encodes chunks and remembers whether the final output is an array."""
+
+    def __init__(self, job: Job, files: OutputFiles) -> None:
+        self._job = job
+        self._files = files
+        self.index = 0
+        self.is_array = job.handler.output_is_array
+
+    def emit(self, value: Any) -> None:
+        encoded = value if type(value) in _PLAIN_JSON else self._files.encode_chunk(value)
+        self._job.put(events.output_event(encoded, self.index))
+        self.index += 1
+
+    def emit_result(self, result: Any) -> None:
+        """A returned value: a list or tuple is one chunk per element, None is no chunk."""
+        if isinstance(result, (list, tuple)):
+            self.is_array = True
+            for item in result:
+                self.emit(item)
+        elif result is not None:
+            self.emit(result)
+
+
+class _SerializeError(Exception):
+    """An output chunk could not be encoded as JSON."""
+
+
+def _failure(prefix: str, exc: BaseException) -> str:
+    return f"Prediction failed: {prefix}{describe_exception(exc)}"
+
+
+class Runner:
+    """Runs jobs: sync handlers on worker threads (one per slot), async ones on one loop thread.
+
+    Args:
+        slots: how many predictions may run at once (the service enforces it).
+        async_loop: the shared async predictor loop.
+    """
+
+    def __init__(self, *, slots: int, async_loop: AsyncLoopThread) -> None:
+        self._async_loop = async_loop
+        # Threads are reused across predictions (starting one per prediction costs ~0.1 ms
+        # of the sync latency budget); the service never starts more jobs than slots. They
+        # are daemon threads so a predictor stuck in C code cannot keep a CLI from exiting.
+        self._queue: queue.SimpleQueue[Job | None] = queue.SimpleQueue()
+        self._threads = [
+            threading.Thread(target=self._serve_queue, name=f"nbcog-predict-{n}", daemon=True)
+            for n in range(slots)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def close(self) -> None:
+        """Let the worker threads exit once their current job (if any) is done."""
+        for _ in self._threads:
+            self._queue.put(None)
+
+    def _serve_queue(self) -> None:
+        while (job := self._queue.get()) is not None:
+            self._run_sync(job)
+
+    # -- public ------------------------------------------------------------------------
+
+    def start(self, job: Job) -> None:
+        """Begin running ``job``; returns at once."""
+        if job.handler.is_async or job.handler.is_async_gen:
+            job._loop = self._async_loop.loop
+            self._async_loop.submit(self._run_async(job))
+            return
+        self._queue.put(job)
+
+    @staticmethod
+    def cancel(job: Job) -> None:
+        """Request cancellation; safe from any thread, repeatable, and a no-op once done."""
+        with job._lock:
+            job.cancel_requested = True
+            ident = job._thread_ident
+            if ident is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(ident), ctypes.py_object(CancelationException)
+                )
+        if job._task is not None and job._loop is not None:
+            job._loop.call_soon_threadsafe(job._task.cancel)
+
+    # -- sync --------------------------------------------------------------------------
+
+    def _run_sync(self, job: Job) -> None:
+        capture.install()
+        log = capture.LogCapture(lambda source, text: job.put(events.log_event(source, text)))
+        scope = PredictionScope(job.put, job.context)
+        inputs = InputFiles()
+        files = OutputFiles(job.upload_url)
+        outputs = _Outputs(job, files)
+        result: Finished
+        log.activate()
+        try:
+            with scope_active(scope):
+                job.put(events.start_event(job.prediction_id))
+                result = self._call_sync(job, inputs, outputs)
+        finally:
+            log.deactivate()
+            inputs.cleanup()
+            files.close()
+        job.put(result)
+
+    def _call_sync(self, job: Job, inputs: InputFiles, outputs: _Outputs) -> Finished:
+        handler = job.handler
+        prefix = "Training failed: " if job.training else "Prediction failed: "
+        try:
+            kwargs = handler.coerce(job.values, inputs.download)
+        except Exception as exc:  # noqa: BLE001 - download failures end the prediction
+            return Finished(Status.FAILED, str(exc))
+        try:
+            self._enter_user_code(job)
+            try:
+                result = handler.fn(**kwargs)
+                if inspect.isgenerator(result) or (
+                    handler.is_generator and isinstance(result, Iterable)
+                ):
+                    outputs.is_array = True
+                    prefix = "Generator iteration error: "
+                    for item in result:
+                        _emit_or_raise(outputs, item)
+                else:
+                    _emit_all_or_raise(outputs, result)
+            finally:
+                self._leave_user_code(job)
+        except _SerializeError as exc:
+            if job.cancel_requested:
+                return Finished(Status.CANCELED)
+            return Finished(Status.FAILED, _failure("Failed to serialize output: ", exc.__cause__ or exc))
+        except UploadError as exc:
+            return Finished(Status.CANCELED if job.cancel_requested else Status.FAILED, str(exc))
+        except BaseException as exc:  # noqa: BLE001 - SystemExit too fails only this prediction
+            if job.cancel_requested or isinstance(exc, CancelationException):
+                return Finished(Status.CANCELED, output_is_array=outputs.is_array)
+            return Finished(
+                Status.FAILED, _failure(prefix, exc), outputs.is_array, _format_traceback(exc)
+            )
+        if job.cancel_requested:
+            return Finished(Status.CANCELED, output_is_array=outputs.is_array)
+        return Finished(Status.SUCCEEDED, output_is_array=outputs.is_array)
+
+    @staticmethod
+    def _enter_user_code(job: Job) -> None:
+        with job._lock:
+            job._thread_ident = threading.get_ident()
+            pending_cancel = job.cancel_requested
+        if pending_cancel:
+            raise CancelationException
+
+    @staticmethod
+    def _leave_user_code(job: Job) -> None:
+        """Stop accepting async cancels, and drop one that was set but not yet delivered."""
+        with job._lock:
+            ident, job._thread_ident = job._thread_ident, None
+            if ident is not None:
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(ident), None)
+
+    # -- async -------------------------------------------------------------------------
+
+    async def _run_async(self, job: Job) -> None:
+        job._task = asyncio.current_task()
+        capture.install()
+        log = capture.LogCapture(lambda source, text: job.put(events.log_event(source, text)))
+        scope = PredictionScope(job.put, job.context)
+        inputs = InputFiles()
+        files = OutputFiles(job.upload_url)
+        outputs = _Outputs(job, files)
+        log.activate()
+        try:
+            with scope_active(scope):
+                job.put(events.start_event(job.prediction_id))
+                result = await self._call_async(job, inputs, outputs)
+        finally:
+            log.deactivate()
+            await asyncio.get_running_loop().run_in_executor(None, inputs.cleanup)
+            files.close()
+        job.put(result)
+
+    async def _call_async(self, job: Job, inputs: InputFiles, outputs: _Outputs) -> Finished:
+        handler = job.handler
+        prefix = "Async training failed: " if job.training else "Async prediction failed: "
+        loop = asyncio.get_running_loop()
+        try:
+            kwargs = await loop.run_in_executor(None, handler.coerce, job.values, inputs.download)
+        except asyncio.CancelledError:
+            return Finished(Status.CANCELED)
+        except Exception as exc:  # noqa: BLE001 - download failures end the prediction
+            return Finished(Status.FAILED, str(exc))
+        try:
+            if job.cancel_requested:
+                raise asyncio.CancelledError
+            if handler.is_async_gen:
+                outputs.is_array = True
+                async for item in handler.fn(**kwargs):
+                    _emit_or_raise(outputs, item)
+            else:
+                _emit_all_or_raise(outputs, await handler.fn(**kwargs))
+        except _SerializeError as exc:
+            return Finished(Status.FAILED, _failure("Failed to serialize output: ", exc.__cause__ or exc))
+        except UploadError as exc:
+            return Finished(Status.CANCELED if job.cancel_requested else Status.FAILED, str(exc))
+        except BaseException as exc:  # noqa: BLE001 - SystemExit too fails only this prediction
+            if job.cancel_requested or isinstance(exc, (asyncio.CancelledError, CancelationException)):
+                return Finished(Status.CANCELED, output_is_array=outputs.is_array)
+            return Finished(
+                Status.FAILED, _failure(prefix, exc), outputs.is_array, _format_traceback(exc)
+            )
+        if job.cancel_requested:
+            return Finished(Status.CANCELED, output_is_array=outputs.is_array)
+        return Finished(Status.SUCCEEDED, output_is_array=outputs.is_array)
+
+
+def _format_traceback(exc: BaseException) -> str:
+    """The traceback for displays (the widget); it is not part of Cog's wire format."""
+    return "".join(traceback.format_exception(exc))
+
+
+def _emit_or_raise(outputs: _Outputs, item: Any) -> None:
+    try:
+        outputs.emit(item)
+    except (TypeError, ValueError) as exc:
+        raise _SerializeError from exc
+
+
+def _emit_all_or_raise(outputs: _Outputs, result: Any) -> None:
+    try:
+        outputs.emit_result(result)
+    except (TypeError, ValueError) as exc:
+        raise _SerializeError from exc

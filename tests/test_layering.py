@@ -1,0 +1,36 @@
+"""Import boundaries (Bokeh style): each layer is imported in a fresh interpreter and the
+modules it must not pull in are looked for in ``sys.modules``."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+FORBIDDEN = {
+    "nbcog": ["tornado", "ipywidgets", "IPython", "cog", "coglet", "pydantic"],
+    "nbcog.core": ["tornado", "ipywidgets", "traitlets", "IPython", "cog", "coglet", "pydantic", "asyncio"],
+    "nbcog.core.prediction": ["tornado", "ipywidgets", "IPython", "cog", "asyncio"],
+    "nbcog.core.broadcaster": ["tornado", "ipywidgets", "IPython", "cog", "asyncio"],
+    "nbcog.core.validation": ["tornado", "ipywidgets", "IPython", "cog", "asyncio"],
+    "nbcog.core.openapi": ["tornado", "ipywidgets", "IPython", "cog", "asyncio"],
+    "nbcog.core.encoding": ["tornado", "ipywidgets", "IPython", "cog", "asyncio"],
+    "nbcog.core.metrics": ["tornado", "ipywidgets", "IPython", "cog", "asyncio"],
+    "nbcog.runner.worker": ["tornado", "ipywidgets", "IPython"],
+    "nbcog.runner.runtime": ["tornado", "ipywidgets", "IPython"],
+    "nbcog.service": ["tornado", "ipywidgets", "IPython"],
+    "nbcog.http.server": ["ipywidgets", "IPython"],
+}
+
+
+@pytest.mark.parametrize(("module", "forbidden"), sorted(FORBIDDEN.items()))
+def test_layer_does_not_import(module, forbidden):
+    """Importing the layer leaves the forbidden packages unimported."""
+    code = (
+        f"import sys, {module}\n"
+        f"bad = [m for m in {forbidden!r} if m in sys.modules]\n"
+        "print(','.join(bad))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "", f"{module} imports {out.stdout.strip()}"
