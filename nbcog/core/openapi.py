@@ -34,7 +34,7 @@ class HandlerSchema:
 
 
 def title_case(name: str) -> str:
-    """Cog's titles: split on ``_``, upper-case each part's first letter (``fail_at`` → ``Fail At``)."""
+    """Cog's titles: split on ``_``, capitalise each part's first letter (``Fail At``)."""
     return " ".join(part[:1].upper() + part[1:] for part in name.split("_"))
 
 

@@ -22,6 +22,7 @@ from collections.abc import Mapping
 from typing import Any
 
 _REF_PREFIX = "#/components/schemas/"
+_ANY_OF = "is not valid under any of the schemas listed in the 'anyOf' keyword"
 _U64_MAX = 2**64 - 1
 _I64_MIN = -(2**63)
 
@@ -85,6 +86,7 @@ def _check(schema: Any, value: Any, path: str) -> list[tuple[str, str]]:
     """Every ``(path, message)`` for ``value``, keywords taken in sorted order like the crate."""
     if not isinstance(schema, dict):
         return []
+    show = serde_display
     errors: list[tuple[str, str]] = []
     for keyword in sorted(schema):
         rule = schema[keyword]
@@ -93,28 +95,27 @@ def _check(schema: Any, value: Any, path: str) -> list[tuple[str, str]]:
                 errors += _check(sub, value, path)
         elif keyword == "anyOf":
             if not any(not _check(sub, value, path) for sub in rule):
-                msg = f"{dumps(value)} is not valid under any of the schemas listed in the 'anyOf' keyword"
-                errors.append((path, msg))
+                errors.append((path, f"{show(value)} {_ANY_OF}"))
         elif keyword == "enum":
             if not any(_json_equal(value, option) for option in rule):
-                errors.append((path, f"{dumps(value)} is not one of {dumps(rule)}"))
+                errors.append((path, f"{show(value)} is not one of {show(rule)}"))
         elif keyword == "items" and isinstance(value, list):
             for index, item in enumerate(value):
                 errors += _check(rule, item, f"{path}/{index}")
-        elif keyword in ("minimum", "maximum") and _is_number(value):
-            if value < rule if keyword == "minimum" else value > rule:
-                relation = "less than the minimum" if keyword == "minimum" else "greater than the maximum"
-                errors.append((path, f"{dumps(value)} is {relation} of {dumps(rule)}"))
+        elif keyword == "minimum" and _is_number(value) and value < rule:
+            errors.append((path, f"{show(value)} is less than the minimum of {show(rule)}"))
+        elif keyword == "maximum" and _is_number(value) and value > rule:
+            errors.append((path, f"{show(value)} is greater than the maximum of {show(rule)}"))
         elif keyword in ("minLength", "maxLength") and isinstance(value, str):
             if len(value) < rule if keyword == "minLength" else len(value) > rule:
                 relation = "shorter" if keyword == "minLength" else "longer"
                 plural = "" if rule == 1 else "s"
-                errors.append((path, f"{dumps(value)} is {relation} than {rule} character{plural}"))
+                errors.append((path, f"{show(value)} is {relation} than {rule} character{plural}"))
         elif keyword == "pattern" and isinstance(value, str):
             if not _compile(rule).search(value):
-                errors.append((path, f'{dumps(value)} does not match "{rule}"'))
+                errors.append((path, f'{show(value)} does not match "{rule}"'))
         elif keyword == "type" and not _is_type(value, rule):
-            errors.append((path, f'{dumps(value)} is not of type "{rule}"'))
+            errors.append((path, f'{show(value)} is not of type "{rule}"'))
     return errors
 
 
@@ -153,7 +154,7 @@ def _json_equal(left: object, right: object) -> bool:
     return type(left) is type(right) and left == right
 
 
-def dumps(value: Any) -> str:
+def serde_display(value: Any) -> str:
     """``value`` as serde_json's ``Display`` prints it: compact, keys sorted, floats its way.
 
     Integers outside the 64-bit range were parsed by serde_json as floats, so they print as
@@ -166,27 +167,26 @@ def dumps(value: Any) -> str:
     if isinstance(value, float):
         return _float(value)
     if isinstance(value, list):
-        return "[" + ",".join(dumps(item) for item in value) + "]"
+        return "[" + ",".join(serde_display(item) for item in value) + "]"
     if isinstance(value, dict):
-        items = (f"{json.dumps(key, ensure_ascii=False)}:{dumps(value[key])}" for key in sorted(value))
+        items = (f"{serde_display(key)}:{serde_display(value[key])}" for key in sorted(value))
         return "{" + ",".join(items) + "}"
     return json.dumps(value, ensure_ascii=False)
 
 
 def _float(value: float) -> str:
-    """Shortest round-trip digits laid out as Rust's float formatting does (``1e16``, ``1e-7``).
+    """Shortest round-trip digits laid out as serde_json 1.0.149 does (``1e+16``, ``1e-7``).
 
     Decimal notation while the decimal exponent is in [-5, 16), always with a fraction
-    (``3.0``); scientific otherwise, with no ``+`` and no zero padding.
+    (``3.0``); scientific otherwise, with a sign but no zero padding in the exponent.
     """
     if not math.isfinite(value):
         return "null"
     sign, digits_tuple, exponent = decimal.Decimal(repr(value)).normalize().as_tuple()
-    assert isinstance(exponent, int)  # finite
     digits = "".join(map(str, digits_tuple))
     if digits == "0":
         return "-0.0" if sign else "0.0"
-    point = len(digits) + exponent  # position of the decimal point relative to the digits
+    point = len(digits) + int(exponent)  # position of the decimal point relative to the digits
     prefix = "-" if sign else ""
     if 0 < point <= 16:
         whole, fraction = digits[:point].ljust(point, "0"), digits[point:] or "0"
@@ -194,4 +194,4 @@ def _float(value: float) -> str:
     if -5 < point <= 0:
         return f"{prefix}0.{'0' * -point}{digits}"
     mantissa = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
-    return f"{prefix}{mantissa}e{point - 1}"
+    return f"{prefix}{mantissa}e{point - 1:+}" if point > 0 else f"{prefix}{mantissa}e{point - 1}"
