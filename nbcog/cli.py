@@ -1,8 +1,35 @@
-"""The command line: ``python -m nbcog serve|schema REF``.
+"""The command line: ``python -m nbcog serve|schema REF`` (also installed as ``nbcog``).
 
-``serve`` is ``cog serve`` without the container: the same HTTP API on 127.0.0.1:5000 by
-default. ``schema`` prints the OpenAPI document that ``GET /openapi.json`` serves, in the shape
-``cog build`` writes to ``.cog/openapi_schema.json`` (so coglet can be run on the same file).
+``serve`` is ``cog serve`` without the container: Cog's HTTP predictions API for one predictor,
+until Ctrl-C or ``POST /shutdown`` (both exit 0). ``schema`` prints the same JSON document that
+``GET /openapi.json`` serves, which is what ``cog build`` writes to ``.cog/openapi_schema.json``,
+so coglet can be run on the same file for comparisons.
+
+REF names the predictor, as in cog.yaml:
+  predict.py:Predictor     a file (relative to the current directory) and a name in it
+  my_pkg.predict:Predictor a module importable from the current directory or PYTHONPATH
+  (the current directory is on the import path, as under coglet, so a predictor file can
+  import its sibling modules)
+The name may be a class (with run() or predict(), optionally train()) or a plain function.
+
+serve options:
+  --host HOST        interface to bind; 127.0.0.1 (this machine only) unless you say otherwise
+  --port N           TCP port, 5000 by default; 0 picks a free one (the URL is printed)
+  --upload-url URL   PUT file outputs to URL/<name> and return their URLs instead of data URLs
+  --train REF        a separate training handler (train.py:train), served on /trainings
+  -v, --verbose      log every request; by default only 4xx/5xx requests and errors are logged
+
+Output: one line ``nbcog: serving REF at http://HOST:PORT`` on stderr once listening, then
+only warnings and errors. setup() goes on in the background: poll ``GET /health-check`` until
+it says READY (or SETUP_FAILED, with the setup logs).
+Exit status: 0 after Ctrl-C or ``POST /shutdown``; 1 when the port is already in use (the
+message names it) or, for ``schema``, when REF cannot be loaded; 2 for bad arguments.
+
+Examples:
+  python -m nbcog serve predict.py:Predictor --port 5000
+  curl -s -X POST -H 'Content-Type: application/json' \\
+       -d '{"input": {"text": "hi"}}' http://127.0.0.1:5000/predictions
+  python -m nbcog schema predict.py:Predictor > .cog/openapi_schema.json
 """
 
 from __future__ import annotations
@@ -10,6 +37,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -17,7 +45,11 @@ from nbcog.core.jsonenc import dumps
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m nbcog", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m nbcog",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="serve a predictor over Cog's HTTP API")
     serve.add_argument("ref", help="predict.py:Predictor, or module:Name")
@@ -25,6 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=5000, help="TCP port (5000; 0 = any free)")
     serve.add_argument("--upload-url", help="PUT file outputs here instead of data URLs")
     serve.add_argument("--train", help="train.py:train, served on /trainings")
+    serve.add_argument("-v", "--verbose", action="store_true", help="log every request")
     schema = commands.add_parser("schema", help="print the OpenAPI document")
     schema.add_argument("ref", help="predict.py:Predictor, or module:Name")
     schema.add_argument("--train", help="train.py:train, merged into the document")
@@ -41,7 +74,10 @@ def _serve(args: argparse.Namespace) -> int:
     async def serve() -> None:
         server.start()
         print(f"nbcog: serving {args.ref} at {server.url}", file=sys.stderr, flush=True)
-        await server.serve_until_stopped()
+        try:
+            await server.serve_until_stopped()
+        finally:  # Ctrl-C cancels this task: stop while the loop still runs
+            server.stop()
 
     try:
         asyncio.run(serve())
@@ -49,23 +85,29 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"nbcog: {exc.strerror}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        server.stop()
+        print("nbcog: stopped", file=sys.stderr)
     return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     args = _parser().parse_args(argv)
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        # The ``nbcog`` console script, unlike ``python -m``, leaves the cwd off sys.path.
+        sys.path.insert(0, os.getcwd())
     if args.command == "schema":
         from nbcog.runner.runtime import Runtime
 
         runtime = Runtime(args.ref, train=args.train)
         try:
             runtime.load()
-        except Exception as exc:  # noqa: BLE001 - a clear one-line error, not a traceback
+        except Exception as exc:
             print(f"nbcog: cannot load {args.ref}: {type(exc).__name__}: {exc}", file=sys.stderr)
             return 1
         print(dumps(runtime.openapi()))
         return 0
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    if not args.verbose:
+        # tornado logs 2xx/3xx at INFO, 4xx at WARNING and 5xx at ERROR.
+        logging.getLogger("tornado.access").setLevel(logging.WARNING)
     return _serve(args)

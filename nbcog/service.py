@@ -109,18 +109,19 @@ class InFlight:
 
 
 def history_capacity_from_env() -> int:
-    """``COG_STREAM_HISTORY_CAPACITY``: a non-negative integer, else 1024 with a warning."""
+    """``COG_STREAM_HISTORY_CAPACITY``: a non-negative integer, else 1024 with a warning.
+
+    Parsed as coglet parses a Rust ``usize``: ASCII digits with an optional ``+``, below
+    2**64 (so ``" 5"``, ``"5_0"`` and ``"-1"`` are invalid, unlike Python's ``int``).
+    """
     raw = os.environ.get("COG_STREAM_HISTORY_CAPACITY")
     if raw is None:
         return DEFAULT_HISTORY_CAPACITY
-    try:
-        value = int(raw)
-    except ValueError:
-        value = -1
-    if value < 0:
+    digits = raw[1:] if raw.startswith("+") else raw
+    if not (digits.isascii() and digits.isdigit()) or int(digits) >= 1 << 64:
         log.warning("invalid COG_STREAM_HISTORY_CAPACITY=%r; using %d", raw, DEFAULT_HISTORY_CAPACITY)
         return DEFAULT_HISTORY_CAPACITY
-    return value
+    return min(int(digits), 1 << 62)  # a deque's maxlen must fit a C ssize_t
 
 
 def setup_timeout_from_env() -> float | None:
@@ -174,6 +175,34 @@ class PredictionService:
         self._last_id = 0
         self._closed = False
         self._setup_callbacks: list[Callable[[Health], None]] = []
+        self._listeners: list[Callable[[str, InFlight], None]] = []
+
+    @property
+    def loop(self) -> Loop:
+        """The serving loop that owns this service (widgets schedule their timers on it)."""
+        return self._loop
+
+    def add_listener(self, callback: Callable[[str, InFlight], None]) -> Callable[[], None]:
+        """Call ``callback(kind, entry)`` on the loop thread for every prediction.
+
+        ``kind`` is ``"created"`` (HTTP and in-process creates alike) or ``"finished"`` (once,
+        after the terminal event was published). A listener that raises is logged, never
+        allowed to break a prediction. Returns a function that removes the listener.
+        """
+        self._listeners.append(callback)
+
+        def remove() -> None:
+            if callback in self._listeners:
+                self._listeners.remove(callback)
+
+        return remove
+
+    def _notify(self, kind: str, entry: InFlight) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(kind, entry)
+            except Exception:
+                log.exception("nbcog prediction listener failed")
 
     def on_setup_done(self, callback: Callable[[Health], None]) -> None:
         """Call ``callback(health)`` on the loop thread once setup has ended (now if it has)."""
@@ -381,6 +410,7 @@ class PredictionService:
         runner = self.runtime.runner
         assert runner is not None
         runner.start(job)
+        self._notify("created", entry)
         return entry
 
     # -- events from the runner (loop thread) ------------------------------------------
@@ -425,6 +455,7 @@ class PredictionService:
         callbacks, entry.done_callbacks = entry.done_callbacks, []
         for callback in callbacks:
             callback(entry)
+        self._notify("finished", entry)
 
     # -- subscribers and cancel --------------------------------------------------------
 

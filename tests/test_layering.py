@@ -21,6 +21,12 @@ FORBIDDEN = {
     "nbcog.runner.runtime": ["tornado", "ipywidgets", "IPython"],
     "nbcog.service": ["tornado", "ipywidgets", "IPython"],
     "nbcog.http.server": ["ipywidgets", "IPython"],
+    "nbcog.core.urls": ["tornado", "IPython", "cog", "asyncio"],
+    # nest_asyncio2 patches asyncio process-wide: only a blocking %cog predict may apply it.
+    "nbcog.kernel": ["nest_asyncio2"],
+    # ipywidgets itself imports IPython, so the widget's own sources are checked for IPython
+    # imports by tests/test_widget_view.py; here: no tornado, and http/widget stay peers.
+    "nbcog.widget": ["tornado", "nbcog.http", "nbcog.kernel"],
 }
 
 

@@ -1,19 +1,25 @@
 """Fan-out of one prediction's events to every subscriber: SSE streams, webhooks, widgets.
 
-Bounded everywhere (spec §11.5, §11.6):
+Bounded everywhere (spec §11.5, §11.6), with coglet's semantics (a ``tokio`` broadcast
+channel of 1024 plus a replay ``VecDeque``), checked against coglet 0.23.1 live:
 
 * history: the last ``history_capacity`` events, for late subscribers; evicting is O(1)
-  (a ``deque`` with ``maxlen``) and counted, and a late subscriber who would miss evicted
-  events gets only the ``error`` event with ``skipped``. Capacity 0 turns replay off.
-* per-subscriber queue: at most ``queue_capacity`` undelivered events. A subscriber that falls
-  further behind is *lagged*: its queue is dropped (memory stays bounded however slow it is),
-  the events it misses are counted, and its next ``take()`` returns the lag ``error`` event.
-  Nobody ever waits for a slow subscriber.
+  (a ``deque`` with ``maxlen``) and counted. A late subscriber who would miss evicted events
+  gets only the truncation ``error`` event, whose ``skipped`` is the evicted count. Capacity
+  0 turns replay off: late subscribers see only later events.
+* per-subscriber queue: live events the subscriber has not taken yet, at most
+  ``queue_capacity`` (the replay is separate and does not count, as in coglet). A subscriber
+  that falls further behind is *lagged*: its live queue is dropped at once (memory stays
+  bounded however slow it is, and later publishes skip it), and its next ``take()`` returns
+  what is left of its replay, then the lag ``error`` event. Its ``skipped`` is counted as
+  tokio counts ``Lagged(n)``: events published since its last ``take()``, minus the
+  ``queue_capacity`` the channel would still have held. Nobody ever waits for a slow
+  subscriber.
 * subscribers: at most ``max_subscribers`` (``TooManySubscribers``, HTTP 429).
 
 Ownership: a broadcaster is used from one thread (the serving loop). ``wake`` callbacks are
-called on that thread when a subscriber's queue goes from empty to non-empty, so a consumer
-can sleep until there is something to take and then take everything in one go.
+called on that thread when a subscriber's queue goes from empty to non-empty (or it lags), so
+a consumer can sleep until there is something to take and then take everything in one go.
 """
 
 from __future__ import annotations
@@ -47,11 +53,22 @@ class BroadcasterStats:
 class Subscription:
     """One subscriber's cursor into a prediction's events.
 
-    Call ``take()`` after ``wake`` fires (or on a timer) to get everything pending. Once
-    ``done`` is true nothing more will come: the last event taken ended the stream.
+    Call ``take()`` right after subscribing (for the replay), then whenever ``wake`` fires.
+    Once ``done`` is true nothing more will come: the last event taken ended the stream
+    (``completed``, or an ``error`` for truncation or lag).
     """
 
-    __slots__ = ("_broadcaster", "_capacity", "_queue", "_wake", "done", "lagged", "skipped")
+    __slots__ = (
+        "_broadcaster",
+        "_capacity",
+        "_cursor",
+        "_queue",
+        "_replay",
+        "_wake",
+        "done",
+        "lagged",
+        "skipped",
+    )
 
     def __init__(
         self, broadcaster: Broadcaster, wake: Callable[[], None], capacity: int
@@ -59,46 +76,44 @@ class Subscription:
         self._broadcaster = broadcaster
         self._wake = wake
         self._capacity = capacity
-        self._queue: deque[Event] = deque()
+        # Events published before this point were either replayed or are not ours.
+        self._cursor = broadcaster.published
+        self._replay: list[Event] = []
+        self._queue: list[Event] = []
         self.lagged = False
         self.skipped = 0
         self.done = False
 
     @property
     def pending(self) -> int:
-        """Events waiting to be taken (0 once lagged: those were dropped)."""
-        return len(self._queue)
+        """Events waiting to be taken (a lagged subscriber's live events were dropped)."""
+        return len(self._replay) + len(self._queue)
 
     def _push(self, batch: Sequence[Event]) -> None:
-        if self.done:
-            return
-        if self.lagged:
-            self.skipped += len(batch)
+        if self.done or self.lagged:
             return
         was_empty = not self._queue
         self._queue.extend(batch)
-        if len(self._queue) > self._capacity:
+        if self._broadcaster.published - self._cursor > self._capacity:
             self.lagged = True
-            self.skipped = len(self._queue)
-            self._queue.clear()
+            self._queue = []
             self._wake()
         elif was_empty:
             self._wake()
 
-    def _truncate(self, skipped: int) -> None:
-        """Replace the replay with the truncation error (the late joiner missed events)."""
-        self._queue.append(events.stream_error_event(events.REPLAY_TRUNCATED, skipped))
-
     def take(self) -> list[Event]:
-        """Everything pending, in order; the list ends with ``completed`` or ``error`` last."""
+        """Everything pending, in order; a list ending the stream has its end event last."""
         if self.done:
             return []
+        batch = self._queue
+        if self._replay:
+            batch = self._replay + batch
+            self._replay = []
         if self.lagged:
-            self.done = True
-            self._broadcaster.unsubscribe(self)
-            return [events.stream_error_event(events.STREAM_LAGGED, self.skipped)]
-        batch = list(self._queue)
-        self._queue.clear()
+            self.skipped = self._broadcaster.published - self._cursor - self._capacity
+            batch.append(events.stream_error_event(events.STREAM_LAGGED, self.skipped))
+        self._queue = []
+        self._cursor = self._broadcaster.published
         if batch and batch[-1].ends_stream:
             self.done = True
             self._broadcaster.unsubscribe(self)
@@ -107,7 +122,8 @@ class Subscription:
     def close(self) -> None:
         """Leave: no more events are queued for this subscriber."""
         self.done = True
-        self._queue.clear()
+        self._replay = []
+        self._queue = []
         self._broadcaster.unsubscribe(self)
 
 
@@ -116,7 +132,7 @@ class Broadcaster:
 
     Args:
         history_capacity: events kept for late subscribers; 0 disables replay.
-        queue_capacity: default per-subscriber bound before a subscriber is lagged.
+        queue_capacity: default per-subscriber bound on untaken live events before lagging.
         max_subscribers: subscribers allowed at once.
     """
 
@@ -133,22 +149,28 @@ class Broadcaster:
         self.history_capacity = history_capacity
         self._history: deque[Event] = deque(maxlen=history_capacity)
         self._evicted = 0
-        self._published = 0
+        self.published = 0
         self._queue_capacity = queue_capacity
         self._max_subscribers = max_subscribers
-        self._subscribers: list[Subscription] = []
+        # Copy-on-write: publishing iterates it without a copy while a wake callback may
+        # subscribe or unsubscribe.
+        self._subscribers: tuple[Subscription, ...] = ()
         self.final: Event | None = None
 
     @property
     def subscriber_count(self) -> int:
-        """Subscribers currently attached."""
+        """Subscribers currently attached (lagged ones too, until they take their error)."""
         return len(self._subscribers)
 
     def publish(self, batch: Sequence[Event]) -> None:
-        """Record a batch of events and queue it for every subscriber."""
+        """Record a batch of events and queue it for every subscriber.
+
+        A batch's stream-ending event (``completed``), if any, must be its last; anything
+        published after it is ignored.
+        """
         if not batch or self.final is not None:
             return
-        self._published += len(batch)
+        self.published += len(batch)
         if self.history_capacity:
             overflow = len(self._history) + len(batch) - self.history_capacity
             if overflow > 0:
@@ -156,7 +178,7 @@ class Broadcaster:
             self._history.extend(batch)
         if batch[-1].ends_stream:
             self.final = batch[-1]
-        for subscriber in list(self._subscribers):
+        for subscriber in self._subscribers:
             subscriber._push(batch)  # noqa: SLF001 - the two classes are one unit
 
     def subscribe(
@@ -166,39 +188,45 @@ class Broadcaster:
         replay: bool = True,
         queue_capacity: int | None = None,
     ) -> Subscription:
-        """Attach a subscriber; with ``replay`` it first receives the retained history.
+        """Attach a subscriber; with ``replay`` its first ``take()`` returns the history.
 
         A subscriber that joins after the end receives the history (or, with replay off or
         truncated, just the final event or the truncation error), so it always ends.
 
         Raises:
             TooManySubscribers: ``max_subscribers`` are already attached.
+            ValueError: ``queue_capacity`` is less than 1.
         """
         if len(self._subscribers) >= self._max_subscribers:
             raise TooManySubscribers
-        subscription = Subscription(self, wake, queue_capacity or self._queue_capacity)
+        capacity = self._queue_capacity if queue_capacity is None else queue_capacity
+        if capacity < 1:
+            msg = "queue_capacity must be at least 1"
+            raise ValueError(msg)
+        subscription = Subscription(self, wake, capacity)
         if replay and self._evicted:
-            subscription._truncate(self._evicted)  # noqa: SLF001
+            subscription._replay = [  # noqa: SLF001
+                events.stream_error_event(events.REPLAY_TRUNCATED, self._evicted)
+            ]
+            subscription.skipped = self._evicted
             return subscription
         if replay and self._history:
-            subscription._queue.extend(self._history)  # noqa: SLF001
+            subscription._replay = list(self._history)  # noqa: SLF001
         elif self.final is not None:
-            subscription._queue.append(self.final)  # noqa: SLF001
+            subscription._replay = [self.final]  # noqa: SLF001
         if self.final is None:
-            self._subscribers.append(subscription)
+            self._subscribers = (*self._subscribers, subscription)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         """Detach a subscriber; unknown or already-detached subscribers are ignored."""
-        try:
-            self._subscribers.remove(subscription)
-        except ValueError:
-            pass
+        if subscription in self._subscribers:
+            self._subscribers = tuple(s for s in self._subscribers if s is not subscription)
 
     def stats(self) -> BroadcasterStats:
         """Buffer occupancy, in the spirit of trio's channel ``statistics()``."""
         return BroadcasterStats(
-            published=self._published,
+            published=self.published,
             history_len=len(self._history),
             history_capacity=self.history_capacity,
             evicted=self._evicted,

@@ -17,15 +17,19 @@ import dataclasses
 import datetime
 import enum
 import io
+import json
 import mimetypes
 import os
+import re
 import sys
 import types
 from typing import Any
 
-__all__ = ["data_url", "guess_mime", "is_file_chunk", "to_jsonable"]
+__all__ = ["data_url", "guess_mime", "is_file_chunk", "non_finite_error", "to_jsonable"]
 
 _OCTET_STREAM = "application/octet-stream"
+# A JSON string (skipped) or a token JSON has no room for (captured).
+_NON_FINITE = re.compile(r'"(?:[^"\\]|\\.)*"|(-?Infinity|NaN)')
 # Exact types json.dumps takes as they are. Subclasses (IntEnum, numpy.float64, ...) go
 # through the slower checks below so they come out as plain values.
 _PLAIN = (str, int, float, bool, type(None))
@@ -48,6 +52,22 @@ def data_url(data: bytes, mime: str) -> str:
     would copy it again for every piece.
     """
     return "data:" + mime + ";base64," + base64.b64encode(data).decode("ascii")
+
+
+def non_finite_error(value: Any) -> str | None:
+    """coglet's message for a JSON-ready chunk holding NaN or ±Infinity, else None.
+
+    JSON has no such numbers. coglet's worker writes the chunk with Python's ``json.dumps``
+    (which prints ``NaN``) and its Rust side fails to parse the text; serde's message points at
+    the first bad token (live: ``{"abc": nan}`` gives column 9, ``-inf`` "invalid number").
+    """
+    for match in _NON_FINITE.finditer(json.dumps(value)):
+        token = match.group(1)
+        if token is not None:
+            if token.startswith("-"):
+                return f"invalid number at line 1 column {match.start() + 2}"
+            return f"expected value at line 1 column {match.start() + 1}"
+    return None
 
 
 def to_jsonable(value: Any) -> Any:

@@ -31,17 +31,27 @@ SSE_MIME = "text/event-stream"
 
 
 def wants_sse(accept: str | None) -> bool:
-    """``Accept`` lists exactly ``text/event-stream`` (parameters ignored, case-sensitive)."""
+    """``Accept`` lists exactly ``text/event-stream`` (parameters ignored, case-sensitive).
+
+    As coglet: each comma-separated part is trimmed, then cut at ``;``, so
+    ``text/event-stream;q=0.9`` matches and ``text/event-stream ;q=1`` does not (live).
+    """
     if not accept:
         return False
-    return any(part.split(";", 1)[0].strip() == SSE_MIME for part in accept.split(","))
+    return any(part.strip().split(";", 1)[0] == SSE_MIME for part in accept.split(","))
+
+
+def first_header(headers: Any, name: str) -> str | None:
+    """The first ``name`` header, as coglet reads it (tornado joins repeats with commas)."""
+    values = headers.get_list(name)
+    return values[0] if values else None
 
 
 def request_mode(headers: Any) -> Mode:
     """SSE beats ``Prefer: respond-async`` (exact match), which beats sync (spec §8)."""
-    if wants_sse(headers.get("Accept")):
+    if wants_sse(first_header(headers, "Accept")):
         return Mode.SSE
-    if headers.get("Prefer") == "respond-async":
+    if first_header(headers, "Prefer") == "respond-async":
         return Mode.ASYNC
     return Mode.SYNC
 
@@ -72,7 +82,8 @@ class CogHandler(tornado.web.RequestHandler):
 
     def send_text(self, status: int, text: str) -> None:
         """Finish with a ``text/plain`` body (coglet's body-parsing errors)."""
-        self.set_status(status)
+        # coglet's status line says "413 Payload Too Large"; Python's phrase is older.
+        self.set_status(status, "Payload Too Large" if status == 413 else None)
         self.set_header("Content-Type", "text/plain; charset=utf-8")
         self.finish(text.encode())
 
@@ -191,10 +202,7 @@ class CreateHandler(CogHandler):
         self._closer = Closer()
 
     def prepare(self) -> None:
-        """Refuse SSE on trainings before reading the body; refuse oversized bodies early."""
-        if self.training and wants_sse(self.request.headers.get("Accept")):
-            self.send_error_body(TrainingStreamingNotSupported())
-            return
+        """Refuse oversized bodies before reading them."""
         length = self.request.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > self.max_body_size:
             self.send_text(413, PAYLOAD_TOO_LARGE)
@@ -219,6 +227,10 @@ class CreateHandler(CogHandler):
             self.send_text(exc.status, exc.text)
             return
         mode = request_mode(self.request.headers)
+        if self.training and mode is Mode.SSE:
+            # After the body parse, before anything else: coglet's order (live 0.23.1).
+            self.send_error_body(TrainingStreamingNotSupported())
+            return
         request.trace_headers = {
             name: value
             for name in ("traceparent", "tracestate")
@@ -274,6 +286,8 @@ class CreateHandler(CogHandler):
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         entry.on_done(lambda _: done.done() or done.set_result(None))
         self._waiting = entry
+        if self._closer.closed:  # the client left before we started waiting
+            self.service.cancel(entry.prediction.id)
         await done
         self._waiting = None
         if self.request.connection.stream.closed():  # type: ignore[attr-defined]

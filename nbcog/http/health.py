@@ -39,6 +39,8 @@ class HealthChecker:
             result = await asyncio.wait_for(asyncio.wrap_future(future), self._timeout)
         except asyncio.TimeoutError:
             return TIMED_OUT
-        except Exception as exc:  # noqa: BLE001 - a raising healthcheck is an unhealthy model
+        except asyncio.CancelledError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - sys.exit() in it must not stop the loop
             return f"Healthcheck failed: {describe_exception(exc)}"
         return FAILED_FALSE if result is False else None

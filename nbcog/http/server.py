@@ -13,7 +13,7 @@ import errno
 import socket
 
 import tornado.httpserver
-import tornado.netutil
+import tornado.web
 
 from nbcog.http.app import DEFAULT_KEEPALIVE, DEFAULT_MAX_BODY_SIZE, make_app
 from nbcog.runner.runtime import Runtime
@@ -75,8 +75,12 @@ class Server:
         return f"http://{host}:{self.port}"
 
     def _bind(self) -> list[socket.socket]:
+        # Not tornado.netutil.bind_sockets: it leaves the socket whose bind() failed open.
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         try:
-            return tornado.netutil.bind_sockets(self.port, self.host, reuse_port=False)
+            sock = socket.create_server((self.host, self.port), family=family, backlog=128)
+            sock.setblocking(False)
+            return [sock]
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 msg = (
@@ -98,9 +102,20 @@ class Server:
             raise RuntimeError(msg)
         sockets = self._bind()
         self.port = sockets[0].getsockname()[1]
-        loop = asyncio.get_event_loop()
         self._webhooks = WebhookSender(user_agent=f"nbcog/{versions()['nbcog']}")
-        self.service = PredictionService(
+        self.service, app = self._make_service(asyncio.get_event_loop())
+        # Bodies are limited by the create handlers (coglet's 413 text), not by tornado.
+        self._http = tornado.httpserver.HTTPServer(app, max_body_size=1 << 62)
+        self._http.add_sockets(sockets)
+        self._stopped = asyncio.Event()
+        self.service.start()
+
+    def _make_service(
+        self, loop: asyncio.AbstractEventLoop
+    ) -> tuple[PredictionService, tornado.web.Application]:
+        """A service for ``self._predictor`` and the application serving it (not started)."""
+        assert self._webhooks is not None
+        service = PredictionService(
             Runtime(self._predictor, train=self._train),
             loop=loop,
             webhooks=self._webhooks,
@@ -108,16 +123,12 @@ class Server:
             history_capacity=self._history_capacity,
         )
         app = make_app(
-            self.service,
+            service,
             on_shutdown=self.stop,
             max_body_size=self._max_body_size,
             keepalive=self._keepalive,
         )
-        # Bodies are limited by the create handlers (coglet's 413 text), not by tornado.
-        self._http = tornado.httpserver.HTTPServer(app, max_body_size=1 << 62)
-        self._http.add_sockets(sockets)
-        self._stopped = asyncio.Event()
-        self.service.start()
+        return service, app
 
     @property
     def running(self) -> bool:

@@ -32,7 +32,7 @@ class AsyncLoopThread:
             if self._loop is None:
                 loop = asyncio.new_event_loop()
                 thread = threading.Thread(
-                    target=loop.run_forever, name=self._name, daemon=True
+                    target=_run_forever, args=(loop,), name=self._name, daemon=True
                 )
                 thread.start()
                 self._loop, self._thread = loop, thread
@@ -59,3 +59,19 @@ class AsyncLoopThread:
         thread.join(timeout=5)
         if not thread.is_alive():
             loop.close()
+
+
+def _run_forever(loop: asyncio.AbstractEventLoop) -> None:
+    """Run ``loop`` until ``stop()``, surviving ``sys.exit()`` in user coroutines.
+
+    asyncio re-raises ``SystemExit``/``KeyboardInterrupt`` out of ``run_forever`` after
+    storing it on the task, so an async ``setup()``/``healthcheck()`` calling ``sys.exit()``
+    would otherwise end this thread and strand every later async prediction. The task (and
+    whoever waits on it) still gets the exception.
+    """
+    while True:
+        try:
+            loop.run_forever()
+        except (SystemExit, KeyboardInterrupt):
+            continue
+        return

@@ -6,6 +6,8 @@ import functools
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
+from nbcog import __version__
+
 
 def _installed(name: str) -> str:
     try:
@@ -21,5 +23,6 @@ def versions() -> dict[str, str]:
         "coglet": _installed("coglet"),
         "python_sdk": _installed("cog"),
         "python": platform.python_version(),
-        "nbcog": _installed("nbcog"),
+        # From the package itself: a source checkout (no installed metadata) knows it too.
+        "nbcog": __version__,
     }

@@ -17,16 +17,18 @@ prediction ends ``canceled`` however predict() exits.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ctypes
-import inspect
+import io
 import queue
 import threading
 import traceback
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from nbcog.core import events
+from nbcog.core.encoding import non_finite_error
 from nbcog.core.events import Event
 from nbcog.core.prediction import Status
 from nbcog.runner import capture
@@ -87,7 +89,13 @@ class _Outputs:
 
     def emit(self, value: Any) -> None:
         encoded = value if type(value) in _PLAIN_JSON else self._files.encode_chunk(value)
-        self._job.put(events.output_event(encoded, self.index))
+        event = events.output_event(encoded, self.index)
+        # json writes NaN/Infinity, which is not JSON: fail as coglet does, never send it.
+        if b"NaN" in event.wire or b"Infinity" in event.wire:
+            problem = non_finite_error(encoded)
+            if problem is not None:
+                raise _RejectedOutput(f"Prediction failed: Failed to parse output JSON: {problem}")
+        self._job.put(event)
         self.index += 1
 
     def emit_result(self, result: Any) -> None:
@@ -102,6 +110,10 @@ class _Outputs:
 
 class _SerializeError(Exception):
     """An output chunk could not be encoded as JSON."""
+
+
+class _RejectedOutput(Exception):
+    """An encoded chunk is not valid JSON (NaN, Infinity); ``str(exc)`` is the error."""
 
 
 def _failure(prefix: str, exc: BaseException) -> str:
@@ -193,9 +205,7 @@ class Runner:
             self._enter_user_code(job)
             try:
                 result = handler.fn(**kwargs)
-                if inspect.isgenerator(result) or (
-                    handler.is_generator and isinstance(result, Iterable)
-                ):
+                if _is_stream(result):
                     outputs.is_array = True
                     prefix = "Generator iteration error: "
                     for item in result:
@@ -208,9 +218,12 @@ class Runner:
             if job.cancel_requested:
                 return Finished(Status.CANCELED)
             return Finished(Status.FAILED, _failure("Failed to serialize output: ", exc.__cause__ or exc))
-        except UploadError as exc:
+        except (UploadError, _RejectedOutput) as exc:
             return Finished(Status.CANCELED if job.cancel_requested else Status.FAILED, str(exc))
         except BaseException as exc:  # noqa: BLE001 - SystemExit too fails only this prediction
+            # A cancel can fire between predict()'s return and the finally's lock, leaving the
+            # thread marked as in user code: unmark it before another cancel lands in the runner.
+            self._leave_user_code(job)
             if job.cancel_requested or isinstance(exc, CancelationException):
                 return Finished(Status.CANCELED, output_is_array=outputs.is_array)
             return Finished(
@@ -253,7 +266,10 @@ class Runner:
                 result = await self._call_async(job, inputs, outputs)
         finally:
             log.deactivate()
-            await asyncio.get_running_loop().run_in_executor(None, inputs.cleanup)
+            cleanup = asyncio.get_running_loop().run_in_executor(None, inputs.cleanup)
+            # A repeated cancel landing here must not end the task before the result is put.
+            with contextlib.suppress(asyncio.CancelledError):
+                await asyncio.shield(cleanup)
             files.close()
         job.put(result)
 
@@ -278,7 +294,7 @@ class Runner:
                 _emit_all_or_raise(outputs, await handler.fn(**kwargs))
         except _SerializeError as exc:
             return Finished(Status.FAILED, _failure("Failed to serialize output: ", exc.__cause__ or exc))
-        except UploadError as exc:
+        except (UploadError, _RejectedOutput) as exc:
             return Finished(Status.CANCELED if job.cancel_requested else Status.FAILED, str(exc))
         except BaseException as exc:  # noqa: BLE001 - SystemExit too fails only this prediction
             if job.cancel_requested or isinstance(exc, (asyncio.CancelledError, CancelationException)):
@@ -289,6 +305,11 @@ class Runner:
         if job.cancel_requested:
             return Finished(Status.CANCELED, output_is_array=outputs.is_array)
         return Finished(Status.SUCCEEDED, output_is_array=outputs.is_array)
+
+
+def _is_stream(result: Any) -> bool:
+    """A returned generator or iterator is consumed chunk by chunk (files are not streams)."""
+    return isinstance(result, Iterator) and not isinstance(result, io.IOBase)
 
 
 def _format_traceback(exc: BaseException) -> str:

@@ -1,0 +1,244 @@
+"""The ``%cog`` line magic: ``serve``, ``stop``, ``status``, ``predict``, ``schema``, ``--help``.
+
+One magic with subcommands, each parsed by its own ``magic_arguments`` parser, so
+``%cog serve --help`` shows that command's options and bad arguments are ``UsageError``s (a
+one-line message, no traceback). The work is done by ``nbcog.kernel.serving``; this module only
+parses, looks names up in the user's namespace, and prints.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from collections.abc import Callable
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.magic import Magics, line_magic, magics_class
+from IPython.core.magic_arguments import argument, magic_arguments
+from IPython.display import display
+
+from nbcog.core.validation import inline_refs
+from nbcog.http.server import PortInUse
+from nbcog.kernel import serving
+from nbcog.kernel.inputs import parse_inputs
+from nbcog.kernel.report import input_schema
+from nbcog.kernel.serving import CannotPredict, ServerHandle
+
+_COMMANDS = ("serve", "stop", "status", "predict", "schema")
+
+HELP = """\
+%cog serve NAME [--port N] [--host H] [--upload-url U] [--thread]
+    Serve NAME over Cog's HTTP API: a class, instance or function defined in the notebook,
+    or file.py:Name. Returns at once; setup() runs on a thread and its progress is shown.
+    Serving again (re-run the cell) reloads the new code on the same port and URL.
+%cog predict [-i key=value ...] [--port N]
+    Run a prediction like `cog predict`: local paths (or @path) for file inputs; the
+    output is shown inline. Blocks the cell; the server keeps answering meanwhile.
+%cog status    URL, health, predictions in flight and recent, event-loop lag.
+%cog schema [NAME] [--json]
+    The inputs and output of the served predictor (or of NAME, without serving it).
+%cog stop [--port N]
+    Stop the server(s): the port is free again.
+
+`%cog COMMAND --help` shows a command's options.
+"""
+
+
+def _port_argument() -> argument:
+    return argument("--port", "-p", type=int, default=None, help="the server's port")
+
+
+@magics_class
+class CogMagics(Magics):
+    """``%cog ...``: serve a predictor from this kernel and talk to it."""
+
+    @line_magic
+    def cog(self, line: str) -> Any:
+        """Serve a Cog predictor from this kernel. `%cog --help` lists the commands."""
+        command, _, rest = line.strip().partition(" ")
+        if command in ("", "-h", "--help", "help"):
+            print(HELP, end="")
+            return None
+        if command not in _COMMANDS:
+            msg = f"unknown command {command!r}; the commands are: {', '.join(_COMMANDS)}"
+            raise UsageError(msg)
+        method: Callable[[Any], Any] = getattr(self, f"_{command}")
+        if any(word in ("-h", "--help") for word in rest.split()):
+            usage = method.parser.format_help()  # type: ignore[attr-defined]
+            print(usage.replace("::\n\n  %", "usage: %", 1), end="")
+            return None
+        try:  # POSIX quoting, so -i "note=two words" and -i note='two words' both work
+            argv = shlex.split(rest)
+        except ValueError as exc:
+            raise UsageError(f"cannot split the arguments: {exc}") from None
+        return method(method.parser.parse_args(argv))  # type: ignore[attr-defined]
+
+    # -- serve / stop ----------------------------------------------------------------------
+
+    def _resolve(self, name: str) -> object:
+        """A ``file.py:Name``/``module:Name`` ref as it is, else a (dotted) user variable."""
+        if ":" in name or name.endswith(".py"):
+            return name
+        head, *attributes = name.split(".")
+        namespace = self.shell.user_ns if self.shell is not None else {}
+        if head not in namespace:
+            msg = (
+                f"{head!r} is not defined in this notebook: run the cell that defines it, "
+                "or give file.py:Name"
+            )
+            raise UsageError(msg)
+        value = namespace[head]
+        for attribute in attributes:
+            try:
+                value = getattr(value, attribute)
+            except AttributeError:
+                msg = f"{name!r}: {type(value).__name__} has no attribute {attribute!r}"
+                raise UsageError(msg) from None
+        return value
+
+    @magic_arguments("cog serve")
+    @argument("name", help="a class, instance or function in the notebook, or file.py:Name")
+    @_port_argument()
+    @argument("--host", default="127.0.0.1", help="the interface to bind (127.0.0.1)")
+    @argument("--upload-url", default=None, help="PUT file outputs here instead of data URLs")
+    @argument("--thread", action="store_true", help="serve from a thread, not the kernel loop")
+    def _serve(self, args: Any) -> None:
+        """Serve NAME; serving again reloads it on the same port and URL."""
+        predictor = self._resolve(args.name)
+        try:
+            serving.serve(
+                predictor,
+                port=args.port,
+                host=args.host,
+                upload_url=args.upload_url,
+                thread=args.thread,
+                name=args.name,
+            )
+        except PortInUse as exc:
+            raise UsageError(exc.strerror) from None
+
+    @magic_arguments("cog stop")
+    @_port_argument()
+    def _stop(self, args: Any) -> None:
+        """Stop this kernel's server(s); their ports are free again."""
+        handles = serving.servers()
+        if args.port is not None:
+            handles = [handle for handle in handles if handle.port == args.port]
+            if not handles:
+                msg = f"no server of this kernel listens on port {args.port}"
+                raise UsageError(msg)
+        if not handles:
+            print("nbcog: no server is running")
+        for handle in handles:
+            handle.stop()
+            print(f"nbcog: stopped {handle.label} at {handle.url}")
+
+    # -- status / schema -----------------------------------------------------------------
+
+    def _handle(self, port: int | None) -> ServerHandle:
+        handles = serving.servers()
+        if port is not None:
+            handles = [handle for handle in handles if handle.port == port]
+        if not handles:
+            where = "" if port is None else f" on port {port}"
+            msg = f"no server is running{where}; start one with %cog serve NAME"
+            raise UsageError(msg)
+        return handles[-1]
+
+    @magic_arguments("cog status")
+    @_port_argument()
+    def _status(self, args: Any) -> None:
+        """URL, health, predictions in flight and recent, event-loop lag."""
+        handles = serving.servers()
+        if args.port is not None:
+            handles = [self._handle(args.port)]
+        if not handles:
+            print("nbcog: no server is running; start one with %cog serve NAME")
+        for handle in handles:
+            print(handle.status())
+
+    @magic_arguments("cog schema")
+    @argument("name", nargs="?", default=None, help="describe NAME without serving it")
+    @_port_argument()
+    @argument("--json", action="store_true", help="print the whole OpenAPI document")
+    def _schema(self, args: Any) -> None:
+        """The inputs and output of the served predictor, or of NAME."""
+        if args.name is not None:
+            from nbcog.runner.runtime import Runtime
+
+            runtime = Runtime(self._resolve(args.name))
+            try:
+                runtime.load()
+            except Exception as exc:  # any load error is one clear line, as in the CLI
+                msg = f"cannot load {args.name}: {type(exc).__name__}: {exc}"
+                raise UsageError(msg) from None
+            document = runtime.openapi()
+        else:
+            handle = self._handle(args.port)
+            found = handle.openapi()
+            if found is None:
+                msg = f"{handle.label} has no schema yet: setup has not succeeded (%cog status)"
+                raise UsageError(msg)
+            document = found
+        if args.json:
+            print(json.dumps(document, indent=2))
+        else:
+            print(describe_schema(document))
+
+    # -- predict -------------------------------------------------------------------------
+
+    @magic_arguments("cog predict")
+    @argument(
+        "-i",
+        "--input",
+        action="append",
+        default=[],
+        metavar="key=value",
+        help="an input; repeat for more (and for list inputs); @path or a local path for files",
+    )
+    @_port_argument()
+    def _predict(self, args: Any) -> None:
+        """Run a prediction on the served predictor and show its output inline."""
+        handle = self._handle(args.port)
+        try:
+            handle.wait_until_ready()
+            document = handle.openapi()
+            if document is None:
+                msg = f"setup of {handle.label} failed; `%cog status` shows its logs"
+                raise UsageError(msg)
+            result = handle.predict(**parse_inputs(args.input, input_schema(document)))
+        except (CannotPredict, ValueError) as exc:
+            raise UsageError(str(exc)) from None
+        display(result)
+
+
+def describe_schema(document: dict[str, Any]) -> str:
+    """Inputs (type, default, description) and output type, one line each."""
+    components = document["components"]["schemas"]
+    inputs = inline_refs(components["Input"], components)
+    required = set(inputs.get("required", []))
+    lines = ["inputs:"]
+    for name, schema in inputs.get("properties", {}).items():
+        merged = {**schema, **(schema.get("allOf") or [{}])[0]}
+        kind = "file" if merged.get("format") == "uri" else merged.get("type", "any")
+        if merged.get("type") == "array":
+            items = merged.get("items", {})
+            kind = f"list of {'file' if items.get('format') == 'uri' else items.get('type', 'any')}"
+        if "enum" in merged:
+            kind += " in " + ", ".join(map(str, merged["enum"]))
+        if name in required:
+            extra = ", required"
+        elif "default" in merged:
+            extra = f" = {json.dumps(merged['default'])}"
+        else:
+            extra = ""
+        description = f": {merged['description']}" if merged.get("description") else ""
+        lines.append(f"  {name} ({kind}{extra}){description}")
+    output = components.get("Output", {})
+    kind = output.get("type", "any")
+    if output.get("x-cog-array-type") == "iterator":
+        kind = "iterator of " + output.get("items", {}).get("type", "any")
+    streaming = document["paths"]["/predictions"]["post"].get("x-cog-streaming", False)
+    lines.append(f"output: {kind}" + (" (streams over SSE)" if streaming else ""))
+    return "\n".join(lines)

@@ -1,0 +1,125 @@
+"""One prediction made from inside the kernel, through the same service HTTP clients use.
+
+``run_prediction`` is a coroutine for the serving loop: it waits for setup if it is still
+running, creates the prediction (same checks, same ids, same slots as ``POST /predictions``:
+an outside client sees it as ``BUSY``), hands each log event to ``emit`` as it happens, and
+returns a ``PredictionResult`` once the prediction is terminal. Cancelling the coroutine (an
+interrupted cell) cancels the prediction, says so through ``emit``, and waits until it has ended
+``canceled``, so the slot is free again when the cell reports the interrupt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from nbcog.core import events
+from nbcog.core.events import Event
+from nbcog.kernel.render import output_parts
+from nbcog.service import CreateRequest, Health, Mode, PredictionService
+
+
+@dataclass(frozen=True)
+class PredictionResult:
+    """A finished prediction: the fields of Cog's sync response, displayed as its output."""
+
+    id: str
+    status: str
+    output: Any
+    logs: str
+    metrics: dict[str, Any]
+    error: str | None = None
+    output_schema: Mapping[str, Any] | None = field(default=None, repr=False)
+
+    @property
+    def parts(self) -> list[Any]:
+        """The output as displayable parts (text, images, files)."""
+        return output_parts(self.output, self.output_schema)
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        for part in self.parts:
+            display(part)
+
+
+class PredictionFailed(Exception):
+    """The prediction ended ``failed`` or ``canceled``; ``result`` has its logs and metrics."""
+
+    def __init__(self, result: PredictionResult) -> None:
+        if result.status == "failed":
+            message = f"{result.id} failed: {result.error}"
+        else:
+            message = f"{result.id} was {result.status}"
+        super().__init__(message)
+        self.result = result
+
+    def _render_traceback_(self) -> list[str]:
+        """One line in the notebook: the logs were already shown as they came."""
+        return [f"{type(self).__name__}: {self}"]
+
+
+async def setup_done(service: PredictionService) -> None:
+    """Wait until setup has ended, READY or SETUP_FAILED (serving loop only)."""
+    ended: asyncio.Future[Health] = asyncio.get_running_loop().create_future()
+    service.on_setup_done(lambda health: ended.done() or ended.set_result(health))
+    await ended
+
+
+async def run_prediction(
+    service: PredictionService,
+    values: Mapping[str, Any],
+    emit: Callable[[Event | str], None],
+) -> PredictionResult:
+    """Create a prediction with input ``values`` and wait for its end (serving loop only).
+
+    Raises:
+        NbcogError: as for ``POST /predictions`` (not ready, busy, invalid input).
+        asyncio.CancelledError: after the cancelled prediction has ended.
+    """
+    await setup_done(service)
+    entry = service.create(CreateRequest(input=dict(values)), mode=Mode.ASYNC)
+    wake = asyncio.Event()
+    subscription = entry.broadcaster.subscribe(wake.set)
+    finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    entry.on_done(lambda _: finished.done() or finished.set_result(None))
+    try:
+        while not subscription.done:
+            await wake.wait()
+            wake.clear()
+            for event in subscription.take():
+                if event.name == events.LOG:
+                    emit(event)
+        await finished  # a lagged subscription ends before the prediction does
+    except asyncio.CancelledError:
+        service.cancel(entry.prediction.id)
+        emit(f"cancelling {entry.prediction.id} (interrupt again to stop waiting for it)\n")
+        await asyncio.shield(finished)
+        raise
+    finally:
+        subscription.close()
+    prediction = entry.prediction
+    handler = service.runtime.predict
+    return PredictionResult(
+        id=prediction.id,
+        status=prediction.status.value,
+        output=prediction.output,
+        logs=prediction.logs,
+        metrics=prediction.sync_body()["metrics"],
+        error=prediction.error,
+        output_schema=handler.schema.output if handler is not None else None,
+    )
+
+
+def show(item: Event | str) -> None:
+    """Write a log event to the cell's stdout or stderr (as ``cog predict`` does), or a notice."""
+    if isinstance(item, str):
+        stream, text = sys.stderr, item
+    else:
+        stream = sys.stderr if item.data["source"] == "stderr" else sys.stdout
+        text = item.data["data"]
+    stream.write(text)
+    stream.flush()

@@ -1,0 +1,174 @@
+"""``ServerMonitor``: every prediction of a service, live, newest first; click one to open it.
+
+It learns of predictions through ``PredictionService.add_listener``, so predictions created over
+HTTP from outside the kernel appear as well as those made in the notebook. The list is a small
+synced trait, refreshed at most every ``FLUSH_INTERVAL`` on creates and ends (and twice a second
+while something runs, to catch ``starting`` -> ``processing``). Opening a row shows a
+``PredictionView`` under the list. Build and close it on the serving loop's thread.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import ipywidgets
+import traitlets
+
+from nbcog.core.prediction import Prediction
+from nbcog.service import RECENT_LIMIT, InFlight, PredictionService
+from nbcog.widget.context import CreationContext
+from nbcog.widget.render import monitor_html
+from nbcog.widget.view import FLUSH_INTERVAL, PredictionView
+
+POLL_INTERVAL = 0.5
+"""Seconds between status checks while predictions are in flight."""
+
+INPUT_PREVIEW = 60
+"""Characters of each prediction's input shown in its row."""
+
+_ASSETS = Path(__file__).parent
+
+
+def _preview(values: dict[str, Any]) -> str:
+    text = json.dumps(values, default=str, ensure_ascii=False)
+    return text if len(text) <= INPUT_PREVIEW else text[: INPUT_PREVIEW - 1] + "…"
+
+
+class PredictionList(anywidget.AnyWidget):
+    """The clickable table of the monitor (rows are plain dicts, newest first)."""
+
+    _esm = (_ASSETS / "monitor.js").read_text()
+    _css = (_ASSETS / "view.css").read_text()
+
+    title = traitlets.Unicode("").tag(sync=True)
+    rows = traitlets.List().tag(sync=True)
+    selected = traitlets.Unicode("").tag(sync=True)
+
+
+class ServerMonitor(ipywidgets.VBox):
+    """All predictions of ``service``, live; clicking one opens its ``PredictionView``.
+
+    Args:
+        service: the service to watch.
+        base_url: the server's URL, shown in the title and used by views for "copy as curl".
+        limit: rows kept (the service itself remembers the last ``RECENT_LIMIT`` finished).
+    """
+
+    def __init__(
+        self, service: PredictionService, *, base_url: str | None = None, limit: int = RECENT_LIMIT
+    ) -> None:
+        self.list = PredictionList(title=f"Predictions served at {base_url or 'this kernel'}")
+        self.detail = ipywidgets.VBox()
+        super().__init__([self.list, self.detail])
+        self._context = CreationContext()
+        self._service = service
+        self._loop = service.loop
+        self._base_url = base_url
+        self._limit = limit
+        self._entries: dict[str, InFlight] = {
+            entry.prediction.id: entry for entry in service.inflight()
+        }
+        self._created_ms: dict[str, float] = {}
+        self.view: PredictionView | None = None
+        self._refresh_handle: Any = None
+        self._poll_handle: Any = None
+        self._last_refresh = -math.inf
+        self._closed = False
+        self._remove_listener = service.add_listener(self._on_prediction)
+        self.list.on_msg(self._on_frontend_message)
+        self._refresh()
+
+    # -- public API ----------------------------------------------------------------------
+
+    def show(self, prediction_id: str) -> PredictionView | None:
+        """Show the view of ``prediction_id`` under the list (None if it is unknown)."""
+        if self.view is not None and self.view.prediction_id == prediction_id:
+            return self.view
+        target: InFlight | Prediction | None = self._entries.get(prediction_id)
+        if target is None:
+            target = next((p for p in self._service.recent if p.id == prediction_id), None)
+        if target is None:
+            return None
+        if self.view is not None:
+            self.view.close()
+        self.view = PredictionView(target, self._service, base_url=self._base_url)
+        self.detail.children = (self.view,)
+        self.list.selected = prediction_id
+        return self.view
+
+    def close(self) -> None:
+        """Stop watching (predictions go on) and close the list and any open view."""
+        self._closed = True
+        self._remove_listener()
+        for handle in (self._refresh_handle, self._poll_handle):
+            if handle is not None:
+                handle.cancel()
+        if self.view is not None:
+            self.view.close()
+        self.list.close()
+        self.detail.close()
+        super().close()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
+        text = f"nbcog monitor: {len(self.list.rows)} predictions"
+        return {**data, "text/plain": text, "text/html": monitor_html(self.list.rows)}, metadata
+
+    # -- keeping the rows current ------------------------------------------------------------
+
+    def _on_prediction(self, kind: str, entry: InFlight) -> None:
+        self._entries[entry.prediction.id] = entry
+        self._schedule_refresh()
+
+    def _schedule_refresh(self) -> None:
+        if self._refresh_handle is not None or self._closed:
+            return
+        delay = max(0.0, self._last_refresh + FLUSH_INTERVAL - self._loop.time())
+        self._refresh_handle = self._loop.call_later(delay, self._context.run, self._refresh)
+
+    def _poll(self) -> None:
+        self._poll_handle = None
+        self._refresh()
+
+    def _refresh(self) -> None:
+        self._refresh_handle = None
+        if self._closed:
+            return
+        self._last_refresh = self._loop.time()
+        predictions = {p.id: p for p in self._service.recent}
+        predictions.update((i, e.prediction) for i, e in self._entries.items())
+        newest = sorted(predictions.values(), key=lambda p: p.created_at, reverse=True)
+        newest = newest[: self._limit]
+        kept = {p.id for p in newest}
+        self._entries = {i: e for i, e in self._entries.items() if i in kept}
+        self._created_ms = {i: ms for i, ms in self._created_ms.items() if i in kept}
+        self.list.rows = [self._row(p) for p in newest]
+        if self._poll_handle is None and any(not p.is_terminal for p in newest):
+            self._poll_handle = self._loop.call_later(POLL_INTERVAL, self._context.run, self._poll)
+
+    def _row(self, prediction: Prediction) -> dict[str, Any]:
+        created = self._created_ms.get(prediction.id)
+        if created is None:
+            age = self._loop.time() - prediction.created_at
+            created = self._created_ms[prediction.id] = (time.time() - age) * 1000
+        predict_time = prediction.predict_time
+        return {
+            "id": prediction.id,
+            "status": prediction.status.value,
+            "kind": prediction.kind,
+            "created_ms": created,
+            "completed_ms": None if predict_time is None else created + predict_time * 1000,
+            "input": _preview(prediction.input),
+        }
+
+    def _on_frontend_message(self, _widget: object, content: Any, _buffers: object) -> None:
+        if isinstance(content, dict) and content.get("kind") == "open":
+            self._loop.call_soon_threadsafe(self._context.run, self.show, str(content.get("id")))

@@ -1,0 +1,115 @@
+"""Static HTML for saved notebooks: what a view or the monitor showed, without a kernel.
+
+The widget's ``text/html`` fallback. Frontends without the widget manager (nbviewer, GitHub,
+nbconvert, a notebook reopened without its kernel) render this instead of the live view.
+Only inline styles, since sanitisers strip ``<style>`` from untrusted outputs.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from html import escape
+from typing import Any
+
+STATIC_TEXT_LIMIT = 1_000_000
+"""Characters of output text and of logs kept in the static rendering (notebooks stay small)."""
+
+_COLORS = {
+    "starting": "#9e9e9e",
+    "processing": "#1976d2",
+    "succeeded": "#2e7d32",
+    "failed": "#c62828",
+    "canceled": "#ef6c00",
+}
+_PRE = "white-space:pre-wrap;word-break:break-word;font-family:monospace;margin:4px 0"
+
+
+def badge(status: str) -> str:
+    """A coloured status pill."""
+    color = _COLORS.get(status, "#888")
+    return (
+        f'<span style="background:{color};color:#fff;border-radius:10px;padding:1px 8px;'
+        f'font-weight:600">{escape(status)}</span>'
+    )
+
+
+def _clip(text: str) -> str:
+    if len(text) <= STATIC_TEXT_LIMIT:
+        return escape(text)
+    hidden = len(text) - STATIC_TEXT_LIMIT
+    return escape(text[:STATIC_TEXT_LIMIT]) + f"\n… ({hidden} more characters not saved)"
+
+
+def _item(item: dict[str, Any]) -> str:
+    if item["kind"] == "json":
+        return f'<pre style="{_PRE}">{escape(item["text"])}</pre>'
+    src, name = escape(item["src"], quote=True), escape(item["name"])
+    link = f'<a href="{src}" download="{escape(item["name"], quote=True)}">⬇ {name}</a>'
+    if item["kind"] == "image":
+        return f'<div><img src="{src}" alt="{name}" style="max-width:100%"></div>{link}'
+    if item["kind"] in ("audio", "video"):
+        return f'<div><{item["kind"]} controls src="{src}"></{item["kind"]}></div>{link}'
+    return f"<div>{link}</div>"
+
+
+def _metric_rows(value: Any, prefix: str, rows: list[tuple[str, Any]]) -> list[tuple[str, Any]]:
+    if isinstance(value, dict) and value:
+        for key in sorted(value):
+            _metric_rows(value[key], f"{prefix}.{key}" if prefix else key, rows)
+    elif prefix:
+        rows.append((prefix, value))
+    return rows
+
+
+def view_html(meta: dict[str, Any], state: dict[str, Any]) -> str:
+    """A prediction view: status, elapsed time, output, error, metrics and logs."""
+    parts = [
+        '<div style="border:1px solid #ddd;border-radius:4px;padding:6px 8px">',
+        f"<div>{badge(state['status'])} <code>{escape(meta['kind'])} "
+        f"{escape(meta['prediction_id'])}</code>",
+    ]
+    if meta.get("predict_time") is not None:
+        parts.append(f" {meta['predict_time']:.2f} s")
+    parts.append("</div>")
+    parts.extend(f'<div style="color:#8a4b00">⚠ {escape(n)}</div>' for n in state["notices"])
+    if state["output_text"]:
+        parts.append(f'<pre style="{_PRE}">{_clip(state["output_text"])}</pre>')
+    parts.extend(_item(item) for item in state["output_items"])
+    if state["error"]:
+        parts.append(f'<pre style="{_PRE};color:#c62828">{escape(state["error"])}</pre>')
+    rows = _metric_rows(state["metrics"], "", [])
+    if rows:
+        cells = "".join(
+            f"<tr><td>{escape(key)}</td><td>{escape(json.dumps(value))}</td>"
+            f"<td>{escape(state['metric_modes'].get(key, ''))}</td></tr>"
+            for key, value in rows
+        )
+        parts.append(f"<table><tr><th>metric</th><th>value</th><th>mode</th></tr>{cells}</table>")
+    if state["logs"]:
+        parts.append(
+            f'<details><summary>Logs</summary><pre style="{_PRE}">{_clip(state["logs"])}</pre>'
+            "</details>"
+        )
+    parts.append("</div>")
+    return "".join(parts)
+
+
+def _clock(ms: float | None) -> str:
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%H:%M:%S UTC")
+
+
+def monitor_html(rows: list[dict[str, Any]]) -> str:
+    """The monitor's table of predictions, newest first."""
+    body = "".join(
+        f"<tr><td><code>{escape(row['id'])}</code></td><td>{badge(row['status'])}</td>"
+        f"<td>{escape(row['kind'])}</td><td>{_clock(row['created_ms'])}</td>"
+        f"<td>{escape(row['input'])}</td></tr>"
+        for row in rows
+    )
+    return (
+        "<table><tr><th>id</th><th>status</th><th>kind</th><th>created</th><th>input</th></tr>"
+        f"{body}</table>"
+    )

@@ -1,0 +1,288 @@
+// nbcog PredictionView: one prediction, live.
+//
+// Protocol (see nbcog/widget/view.py): while the prediction runs, Python sends custom
+// messages: {kind: "delta", seq, ...only what was added} at most ~20 per second, and
+// {kind: "full", state} when a view asks for it with {kind: "sync"} (every new view does,
+// so re-rendering an output recovers everything). Deltas with seq <= the view's seq are
+// already included in its state. When the prediction ends, the final state is written to
+// the model's traits (`done` becomes true) and every view redraws from them.
+//
+// The sync request is repeated until the full state arrives: a comm message sent while the
+// frontend is setting up its kernel subshell can be dropped by the kernel ("Unknown
+// subshell_id", JupyterLab 4.5+ with ipykernel 7), and a view must not stay blank for that.
+
+const SYNC_RETRY_MS = 1000;
+
+const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
+const STATE_KEYS = [
+  "status", "output_text", "output_items", "logs", "metrics", "metric_modes", "error",
+  "traceback", "timeline", "timeline_dropped", "notices", "output_count",
+];
+
+function blank() {
+  return {
+    status: "starting", output_text: "", output_items: [], logs: "", metrics: {},
+    metric_modes: {}, error: "", traceback: "", timeline: [], timeline_dropped: 0,
+    notices: [], output_count: 0,
+  };
+}
+
+function fromModel(model) {
+  const state = blank();
+  for (const key of STATE_KEYS) state[key] = model.get(key);
+  return state;
+}
+
+function h(tag, cls, text) {
+  const node = document.createElement(tag);
+  if (cls) node.className = cls;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function atBottom(node) {
+  return node.scrollHeight - node.scrollTop - node.clientHeight < 8;
+}
+
+function appendFollowing(pre, text) {
+  const follow = atBottom(pre);
+  if (pre.firstChild) pre.firstChild.appendData(text);
+  else pre.appendChild(document.createTextNode(text));
+  if (follow) pre.scrollTop = pre.scrollHeight;
+}
+
+function flatten(value, prefix, rows) {
+  if (value && typeof value === "object" && !Array.isArray(value)) {
+    const keys = Object.keys(value).sort();
+    if (keys.length === 0 && prefix) rows.push([prefix, value]);
+    for (const key of keys) flatten(value[key], prefix ? `${prefix}.${key}` : key, rows);
+  } else {
+    rows.push([prefix, value]);
+  }
+  return rows;
+}
+
+function formatSeconds(ms) {
+  const s = Math.max(0, ms) / 1000;
+  return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${(s % 60).toFixed(0)} s`;
+}
+
+function itemNode(item) {
+  const box = h("div", `nbcog-item nbcog-item-${item.kind}`);
+  if (item.kind === "image") {
+    const img = h("img");
+    img.src = item.src;
+    img.alt = item.name;
+    box.appendChild(img);
+  } else if (item.kind === "audio" || item.kind === "video") {
+    const media = h(item.kind);
+    media.controls = true;
+    media.src = item.src;
+    box.appendChild(media);
+  } else if (item.kind === "json") {
+    box.appendChild(h("pre", "nbcog-json", item.text));
+    return box;
+  }
+  const link = h("a", "nbcog-download", `⬇ ${item.name}`);
+  link.href = item.src;
+  link.download = item.name;
+  link.target = "_blank";
+  box.appendChild(link);
+  return box;
+}
+
+function render({ model, el }) {
+  el.classList.add("nbcog-view");
+  const header = h("div", "nbcog-header");
+  const badge = h("span", "nbcog-status");
+  const ident = h("span", "nbcog-id", `${model.get("kind")} ${model.get("prediction_id")}`);
+  const elapsed = h("span", "nbcog-elapsed");
+  const cancel = h("button", "nbcog-cancel", "Cancel");
+  const copy = h("button", "nbcog-copy", "Copy as curl");
+  header.append(badge, ident, elapsed, cancel, copy);
+
+  const notices = h("div", "nbcog-notices");
+  const text = h("pre", "nbcog-output-text");
+  const items = h("div", "nbcog-output-items");
+  const errorBox = h("div", "nbcog-error");
+  const errorText = h("pre", "nbcog-error-text");
+  const traceback = h("details", "nbcog-traceback");
+  const tracebackText = h("pre");
+  traceback.append(h("summary", null, "Traceback"), tracebackText);
+  errorBox.append(errorText, traceback);
+
+  const logsBox = h("details", "nbcog-logs");
+  logsBox.open = true;
+  const logsSummary = h("summary", null, "Logs");
+  const logs = h("pre", "nbcog-logs-text");
+  logsBox.append(logsSummary, logs);
+
+  const metricsBox = h("div", "nbcog-metrics");
+  const timelineBox = h("details", "nbcog-timeline");
+  const timelineList = h("ol");
+  const timelineMore = h("div", "nbcog-timeline-more");
+  timelineBox.append(h("summary", null, "Timeline"), timelineList, timelineMore);
+
+  const curlBox = h("details", "nbcog-curl");
+  curlBox.append(h("summary", null, "HTTP request (curl)"), h("pre", null, model.get("curl")));
+
+  el.replaceChildren(header, notices, text, items, errorBox, logsBox, metricsBox, timelineBox, curlBox);
+
+  let state = blank();
+  let seq = 0;
+  let synced = false;
+
+  function paintStatus() {
+    badge.textContent = state.status;
+    badge.dataset.status = state.status;
+    cancel.hidden = TERMINAL.has(state.status);
+    errorBox.hidden = !state.error;
+    errorText.textContent = state.error;
+    traceback.hidden = !state.traceback;
+    tracebackText.textContent = state.traceback;
+    tick();
+  }
+
+  function paintMetrics() {
+    const rows = flatten(state.metrics, "", []).filter(([key]) => key);
+    metricsBox.replaceChildren();
+    if (rows.length === 0) return;
+    const table = h("table", "nbcog-metrics-table");
+    const head = h("tr");
+    head.append(h("th", null, "metric"), h("th", null, "value"), h("th", null, "mode"));
+    table.appendChild(head);
+    for (const [key, value] of rows) {
+      const row = h("tr");
+      row.dataset.metric = key;
+      const mode = state.metric_modes[key] || (key === "predict_time" ? "runtime" : "");
+      row.append(h("td", null, key), h("td", null, JSON.stringify(value)), h("td", null, mode));
+      table.appendChild(row);
+    }
+    metricsBox.appendChild(table);
+  }
+
+  function addTimeline(rows) {
+    for (const row of rows) {
+      timelineList.appendChild(h("li", null, `+${row.t.toFixed(3)} s  ${row.event}  ${row.detail}`));
+    }
+  }
+
+  function paintNotices() {
+    notices.replaceChildren(...state.notices.map((n) => h("div", "nbcog-notice", `⚠ ${n}`)));
+  }
+
+  function paintAll() {
+    text.replaceChildren(document.createTextNode(state.output_text));
+    text.hidden = !state.output_text;
+    items.replaceChildren(...state.output_items.map(itemNode));
+    logs.replaceChildren(document.createTextNode(state.logs));
+    logs.scrollTop = logs.scrollHeight;
+    text.scrollTop = text.scrollHeight;
+    timelineList.replaceChildren();
+    addTimeline(state.timeline);
+    timelineMore.textContent = state.timeline_dropped
+      ? `… ${state.timeline_dropped} more events not listed` : "";
+    paintNotices();
+    paintMetrics();
+    paintStatus();
+  }
+
+  function applyDelta(d) {
+    if (d.output_text) {
+      state.output_text += d.output_text;
+      text.hidden = false;
+      appendFollowing(text, d.output_text);
+    }
+    if (d.output_items) {
+      state.output_items.push(...d.output_items);
+      items.append(...d.output_items.map(itemNode));
+    }
+    if (d.logs) {
+      state.logs += d.logs;
+      appendFollowing(logs, d.logs);
+    }
+    if (d.metrics || d.metric_modes) {
+      Object.assign(state.metrics, d.metrics || {});
+      for (const key of d.metrics_deleted || []) delete state.metrics[key];
+      Object.assign(state.metric_modes, d.metric_modes || {});
+      paintMetrics();
+    }
+    if (d.timeline) {
+      state.timeline.push(...d.timeline);
+      addTimeline(d.timeline);
+    }
+    if (d.notices) {
+      state.notices.push(...d.notices);
+      paintNotices();
+    }
+    if (d.status !== undefined) {
+      state.status = d.status;
+      state.error = d.error;
+      state.traceback = d.traceback;
+      paintStatus();
+    }
+  }
+
+  function tick() {
+    const created = model.get("created_ms");
+    const completed = model.get("completed_ms");
+    const end = completed ?? (TERMINAL.has(state.status) ? null : Date.now());
+    elapsed.textContent = end === null ? "" : formatSeconds(end - created);
+  }
+
+  function onCustom(msg) {
+    if (msg.kind === "full") {
+      state = Object.assign(blank(), msg.state);
+      seq = msg.state.seq;
+      synced = true;
+      paintAll();
+    } else if (msg.kind === "delta" && synced && msg.seq > seq) {
+      seq = msg.seq;
+      applyDelta(msg);
+    }
+  }
+
+  let syncTimer = null;
+  function requestSync() {
+    syncTimer = null;
+    if (synced || model.get("done")) return;
+    model.send({ kind: "sync" });
+    syncTimer = setTimeout(requestSync, SYNC_RETRY_MS);
+  }
+
+  function onDone() {
+    if (!model.get("done")) return;
+    state = fromModel(model);
+    synced = true;
+    paintAll();
+  }
+
+  cancel.addEventListener("click", () => model.send({ kind: "cancel" }));
+  copy.addEventListener("click", async () => {
+    try {
+      await navigator.clipboard.writeText(model.get("curl"));
+      copy.textContent = "Copied";
+    } catch {
+      curlBox.open = true;
+      copy.textContent = "Copy from below";
+    }
+    setTimeout(() => { copy.textContent = "Copy as curl"; }, 1500);
+  });
+
+  model.on("msg:custom", onCustom);
+  model.on("change:done", onDone);
+  if (model.get("done")) onDone();
+  else {
+    paintAll();
+    requestSync();
+  }
+  const timer = setInterval(tick, 250);
+  return () => {
+    clearInterval(timer);
+    clearTimeout(syncTimer);
+    model.off("msg:custom", onCustom);
+    model.off("change:done", onDone);
+  };
+}
+
+export default { render };

@@ -1,0 +1,317 @@
+"""``PredictionView``: one prediction, live, fed by the same broadcaster as the SSE streams.
+
+The view is an in-process subscriber (spec §19): it never goes through HTTP, so it works
+behind JupyterHub/Binder proxies, in VS Code and in Colab, and it never counts for
+cancel-on-disconnect (only ``PredictionService.subscribe_http`` does).
+
+Cost (issue 5): events are folded into a ``ViewState`` as they arrive; a timer on the serving
+loop sends what was added since the last send, as one anywidget custom message, at most every
+``FLUSH_INTERVAL`` seconds. Bytes to the frontend therefore grow linearly with the output. The
+final state is written to the synced traits once, when the prediction ends, so a view rendered
+later (or a saved notebook with widget state) shows everything; a view rendered mid-stream asks
+for the full state (``{"kind": "sync"}``) and applies the deltas after it.
+
+Threads: build, close and read a view on the serving loop's thread (a notebook cell runs
+there). Messages from the frontend may arrive on another thread; they are handed to the loop
+with ``call_soon_threadsafe``. Every message to the frontend is sent from the loop thread, in
+the context the view was created in (see ``context.py`` for why that matters to the kernel).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import traitlets
+
+from nbcog.core import events
+from nbcog.core.broadcaster import Subscription
+from nbcog.core.errors import TooManySubscribers
+from nbcog.core.prediction import Prediction
+from nbcog.service import InFlight, PredictionService
+from nbcog.widget.context import CreationContext
+from nbcog.widget.curl import curl_command
+from nbcog.widget.render import view_html
+from nbcog.widget.state import ViewState
+
+FLUSH_INTERVAL = 0.05
+"""Seconds between two updates to the frontend: at most 20 per second."""
+
+WIDGET_QUEUE_CAPACITY = 1_000_000
+"""Events a view may have pending before it is lagged. The view drains its queue on every loop
+turn, so this only matters when the loop is starved; a lagged view says so and reloads."""
+
+FINAL_TRAITS = (
+    "status",
+    "output_text",
+    "output_items",
+    "logs",
+    "metrics",
+    "metric_modes",
+    "error",
+    "traceback",
+    "timeline",
+    "timeline_dropped",
+    "notices",
+    "output_count",
+)
+
+_ASSETS = Path(__file__).parent
+
+
+def output_schema(service: PredictionService, training: bool) -> dict[str, Any] | None:
+    """The ``Output``/``TrainingOutput`` schema once setup has succeeded, else None."""
+    if service.openapi is None:
+        return None
+    schemas = service.openapi["components"]["schemas"]
+    if training and "TrainingOutput" in schemas:
+        return schemas["TrainingOutput"]
+    return schemas.get("Output")
+
+
+class PredictionView(anywidget.AnyWidget):
+    """A live view of one prediction: status, time, output, logs, metrics, errors, cancel.
+
+    Args:
+        target: an in-flight prediction (``service.create(...)``, or a listener's entry), or a
+            finished ``Prediction`` (e.g. from ``service.recent``) to show statically.
+        service: the service that owns it (its loop, cancel, output schema).
+        base_url: the server's URL, for "copy as curl".
+        queue_capacity: the broadcaster queue bound for this subscriber.
+
+    The synced traits hold the final state; until ``done`` they keep their initial values and
+    the frontend is fed with deltas.
+    """
+
+    _esm = (_ASSETS / "view.js").read_text()
+    _css = (_ASSETS / "view.css").read_text()
+
+    prediction_id = traitlets.Unicode("").tag(sync=True)
+    kind = traitlets.Unicode("prediction").tag(sync=True)
+    created_ms = traitlets.Float(0.0).tag(sync=True)
+    completed_ms = traitlets.Float(None, allow_none=True).tag(sync=True)
+    curl = traitlets.Unicode("").tag(sync=True)
+    done = traitlets.Bool(False).tag(sync=True)
+    status = traitlets.Unicode("starting").tag(sync=True)
+    output_text = traitlets.Unicode("").tag(sync=True)
+    output_items = traitlets.List().tag(sync=True)
+    logs = traitlets.Unicode("").tag(sync=True)
+    metrics = traitlets.Dict().tag(sync=True)
+    metric_modes = traitlets.Dict().tag(sync=True)
+    error = traitlets.Unicode("").tag(sync=True)
+    traceback = traitlets.Unicode("").tag(sync=True)
+    timeline = traitlets.List().tag(sync=True)
+    timeline_dropped = traitlets.Int(0).tag(sync=True)
+    notices = traitlets.List().tag(sync=True)
+    output_count = traitlets.Int(0).tag(sync=True)
+
+    def __init__(
+        self,
+        target: InFlight | Prediction,
+        service: PredictionService,
+        *,
+        base_url: str | None = None,
+        queue_capacity: int = WIDGET_QUEUE_CAPACITY,
+    ) -> None:
+        entry = target if isinstance(target, InFlight) else None
+        prediction = target.prediction if isinstance(target, InFlight) else target
+        loop = service.loop
+        age = loop.time() - prediction.created_at
+        training = prediction.kind == "training"
+        super().__init__(
+            prediction_id=prediction.id,
+            kind=prediction.kind,
+            created_ms=(time.time() - age) * 1000,
+            curl=curl_command(
+                base_url, prediction.input, streaming=service.streaming, training=training
+            ),
+        )
+        self._context = CreationContext()
+        self._service = service
+        self._loop = loop
+        self._entry = entry
+        self._prediction = prediction
+        self._state = ViewState(output_schema(service, training))
+        self._queue_capacity = queue_capacity
+        self._subscription: Subscription | None = None
+        self._drain_scheduled = False
+        self._flush_handle: Any = None
+        self._last_flush = -math.inf
+        self._done_callbacks: list[Callable[[PredictionView], None]] = []
+        self._closed = False
+        self.on_msg(self._on_frontend_message)
+        if entry is None:
+            self._state.load(prediction, self._t())
+            self._flush()
+        else:
+            self._subscribe(replay=True)
+
+    # -- public API ----------------------------------------------------------------------
+
+    def cancel(self) -> bool:
+        """Cancel the prediction (as ``POST /predictions/{id}/cancel``); False if not in flight."""
+        return self._service.cancel(self.prediction_id)
+
+    def on_done(self, callback: Callable[[PredictionView], None]) -> None:
+        """Call ``callback(view)`` on the loop thread once the final state is in the traits.
+
+        The kernel uses it to refresh the output's static ``text/html`` for saved notebooks.
+        """
+        if self.done:
+            callback(self)
+        else:
+            self._done_callbacks.append(callback)
+
+    def static_html(self) -> str:
+        """The current state as self-contained HTML (the saved-notebook fallback)."""
+        meta = {
+            "kind": self.kind,
+            "prediction_id": self.prediction_id,
+            "predict_time": self._prediction.predict_time,
+        }
+        return view_html(meta, self._state.full())
+
+    def close(self) -> None:
+        """Stop following the prediction and close the widget (the prediction goes on)."""
+        self._closed = True
+        self._close_subscription()
+        if self._flush_handle is not None:
+            self._flush_handle.cancel()
+            self._flush_handle = None
+        super().close()
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle
+        plain = f"{self.kind} {self.prediction_id}: {self._state.status}"
+        return {**data, "text/plain": plain, "text/html": self.static_html()}, metadata
+
+    # -- following the broadcaster ---------------------------------------------------------
+
+    def _t(self) -> float:
+        return self._loop.time() - self._prediction.created_at
+
+    def _subscribe(self, *, replay: bool) -> None:
+        assert self._entry is not None
+        try:
+            self._subscription = self._entry.broadcaster.subscribe(
+                self._wake, replay=replay, queue_capacity=self._queue_capacity
+            )
+        except TooManySubscribers:
+            self._state.load(self._prediction, self._t())
+            self._state.notice("Too many subscribers to follow this prediction live.", self._t())
+            self._schedule_flush()
+            return
+        self._wake()  # a replayed history is queued without a wake-up
+
+    def _wake(self) -> None:
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        self._drain_scheduled = False
+        subscription = self._subscription
+        if subscription is None or self._closed:
+            return
+        now = self._t()
+        for event in subscription.take():
+            if event.name == events.ERROR:
+                self._resync(event.data, now)
+                break
+            self._state.apply(event, now)
+            if event.name == events.COMPLETED:
+                self._state.set_traceback(self._traceback())
+        if subscription.done and self._subscription is subscription:
+            self._subscription = None
+        self._schedule_flush()
+
+    def _traceback(self) -> str | None:
+        finished = self._entry.finished if self._entry is not None else None
+        return finished.traceback if finished is not None else None
+
+    def _resync(self, error: dict[str, Any], now: float) -> None:
+        """Lagged or truncated: reload from the prediction, which holds every chunk and log."""
+        skipped = error.get("skipped", 0)
+        if error.get("error") == events.STREAM_LAGGED:
+            text = (
+                f"This view fell behind the stream and missed {skipped} events; "
+                "it was reloaded from the prediction's state."
+            )
+        else:
+            text = (
+                f"The event history was truncated ({skipped} events dropped); "
+                "the view was loaded from the prediction's state."
+            )
+        self._state.load(self._prediction, now)
+        if self._prediction.is_terminal:
+            self._state.set_traceback(self._traceback())
+        self._state.notice(text, now)
+        if not self._prediction.is_terminal:
+            self._subscribe(replay=False)
+
+    def _close_subscription(self) -> None:
+        if self._subscription is not None:
+            self._subscription.close()
+            self._subscription = None
+
+    # -- updates to the frontend -----------------------------------------------------------
+
+    def _schedule_flush(self) -> None:
+        if self._flush_handle is not None or self._closed:
+            return
+        delay = max(0.0, self._last_flush + FLUSH_INTERVAL - self._loop.time())
+        self._flush_handle = self._loop.call_later(delay, self._context.run, self._flush)
+
+    def _flush(self) -> None:
+        self._flush_handle = None
+        state = self._state
+        if state.done:
+            state.take_delta()  # all of it goes out in the final traits
+            self._publish_final()
+        elif state.needs_full:
+            self._send_full()
+        else:
+            delta = state.take_delta()
+            if delta is not None:
+                self.send({"kind": "delta", **delta})
+        # Measured after sending, so two sends are never closer than FLUSH_INTERVAL.
+        self._last_flush = self._loop.time()
+
+    def _send_full(self) -> None:
+        if self.done or self._closed:
+            return  # the traits hold everything; a new view reads them
+        delta = self._state.take_delta()
+        if delta is not None and not self._state.needs_full:
+            self.send({"kind": "delta", **delta})
+        self._state.needs_full = False
+        self.send({"kind": "full", "state": self._state.full()})
+
+    def _publish_final(self) -> None:
+        if self.done:
+            return
+        full = self._state.full()
+        predict_time = self._prediction.predict_time
+        with self.hold_sync():
+            for name in FINAL_TRAITS:
+                setattr(self, name, full[name])
+            if predict_time is not None:
+                self.completed_ms = self.created_ms + predict_time * 1000
+            self.done = True
+        self._close_subscription()
+        callbacks, self._done_callbacks = self._done_callbacks, []
+        for callback in callbacks:
+            callback(self)
+
+    def _on_frontend_message(self, _widget: object, content: Any, _buffers: object) -> None:
+        kind = content.get("kind") if isinstance(content, dict) else None
+        if kind == "sync":
+            self._loop.call_soon_threadsafe(self._context.run, self._send_full)
+        elif kind == "cancel":
+            self._loop.call_soon_threadsafe(self.cancel)

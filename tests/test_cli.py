@@ -1,0 +1,507 @@
+"""``python -m nbcog`` in real subprocesses: serve, schema, shutdown, port in use, and coglet
+started on the schema nbcog prints (spec §17, §23). Ports come from 5190-5209."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+import nbcog
+from nbcog.testing import serve_in_thread
+
+REPO = Path(nbcog.__file__).resolve().parent.parent
+PORTS = range(5190, 5210)
+WAIT = 60.0
+
+ECHO = """
+from cog import BaseRunner, Input
+
+class Predictor(BaseRunner):
+    def run(self, text: str, times: int = Input(default=1, ge=1, le=3),
+            color: str = Input(default="red", choices=["red", "green"])) -> str:
+        print("echo", text)
+        return text * times + color
+"""
+
+TRAIN = """
+def train(steps: int = 1) -> str:
+    return f"trained {steps}"
+"""
+
+_next_port = iter(PORTS)
+
+
+def free_port() -> int:
+    """A port of 5190-5209 that nothing listens on, rotating so tests do not reuse one."""
+    for _ in range(len(PORTS)):
+        port = next(_next_port, None)
+        if port is None:
+            globals()["_next_port"] = iter(PORTS)
+            port = next(_next_port)
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as tornado binds
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    pytest.skip("no free port in 5190-5209")
+
+
+def wait_until(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
+    """Poll a real observable until it is truthy, for at most ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (result := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return result
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """This environment with the repository importable (nbcog need not be installed)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COG_")}
+    paths = [str(REPO), *filter(None, [extra.pop("PYTHONPATH", None), env.get("PYTHONPATH")])]
+    env["PYTHONPATH"] = os.pathsep.join(paths)
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Process:
+    """A server subprocess whose stderr goes to a file (no pipe to fill up)."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    log: Path
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def stderr(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def health(self) -> str | None:
+        """The health-check status, or None while nothing answers."""
+        try:
+            return requests.get(self.url + "/health-check", timeout=5).json()["status"]
+        except requests.ConnectionError:
+            return None
+
+    def wait_ready(self, timeout: float = WAIT) -> None:
+        """Poll until READY; fail at once (with the stderr) if the process dies."""
+
+        def ready() -> bool:
+            assert self.proc.poll() is None, f"exited {self.proc.returncode}: {self.stderr()}"
+            return self.health() == "READY"
+
+        wait_until(ready, f"READY on port {self.port}", timeout)
+
+    def wait_exit(self, timeout: float = WAIT) -> int:
+        return self.proc.wait(timeout)
+
+
+@pytest.fixture
+def launch(tmp_path: Path) -> Iterator[Callable[..., Process]]:
+    """Start ``python -m nbcog ARGS`` (or another command); every child is killed at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def _launch(
+        args: list[str], *, cwd: Path, port: int, command: list[str] | None = None, **env: str
+    ) -> Process:
+        log = tmp_path / f"stderr-{len(started)}.txt"
+        with log.open("wb") as err:
+            proc = subprocess.Popen(
+                [*(command or [sys.executable, "-m", "nbcog"]), *args],
+                cwd=cwd,
+                env=child_env(**env),
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        started.append(proc)
+        return Process(proc, port, log)
+
+    yield _launch
+    for proc in started:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+
+
+def write(directory: Path, name: str, source: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / name
+    path.write_text(textwrap.dedent(source))
+    return path
+
+
+def raw_request(
+    url: str, method: str, path: str, body: bytes = b"", **headers: str
+) -> tuple[int, bytes]:
+    """One request the way curl makes it: raw bytes, explicit headers, no client library."""
+    host, port = url.removeprefix("http://").split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=WAIT)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def run_cli(args: list[str], *, cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "nbcog", *args],
+        cwd=cwd,
+        env=child_env(**env),
+        capture_output=True,
+        text=True,
+        timeout=WAIT,
+        check=False,
+    )
+
+
+def test_serve_file_ref_until_shutdown(launch, tmp_path):
+    """serve predict.py:Predictor --port N answers curl-style requests; /shutdown exits 0."""
+    write(tmp_path, "predict.py", ECHO)
+    port = free_port()
+    server = launch(["serve", "predict.py:Predictor", "--port", str(port)], cwd=tmp_path, port=port)
+    server.wait_ready()
+    status, body = raw_request(
+        server.url,
+        "POST",
+        "/predictions",
+        b'{"id":"c1","input":{"text":"hi","times":2}}',
+        **{"Content-Type": "application/json"},
+    )
+    assert status == 200
+    result = json.loads(body)
+    assert (result["id"], result["status"], result["output"], result["logs"]) == (
+        "c1",
+        "succeeded",
+        "hihired",
+        "echo hi\n",
+    )
+    status, body = raw_request(
+        server.url,
+        "POST",
+        "/predictions",
+        b'{"input":{"times":9}}',
+        **{"Content-Type": "application/json"},
+    )
+    assert status == 422
+    assert json.loads(body)["detail"][0]["msg"] == "9 is greater than the maximum of 3"
+    assert raw_request(server.url, "POST", "/shutdown") == (200, b"{}")
+    assert server.wait_exit() == 0
+    stderr = server.stderr()
+    assert f"nbcog: serving predict.py:Predictor at http://127.0.0.1:{port}\n" in stderr
+    assert "Traceback" not in stderr
+
+
+def test_quiet_by_default_errors_visible(launch, tmp_path):
+    """Without -v successful requests are not logged, 4xx are; with -v every request is."""
+    write(tmp_path, "predict.py", ECHO)
+    logs = {}
+    for flags in ([], ["-v"]):
+        port = free_port()
+        server = launch(
+            ["serve", "predict.py:Predictor", "--port", str(port), *flags], cwd=tmp_path, port=port
+        )
+        server.wait_ready()
+        assert requests.post(
+            server.url + "/predictions", json={"input": {"text": "a"}}, timeout=WAIT
+        ).ok
+        assert requests.get(server.url + "/nope", timeout=WAIT).status_code == 404
+        assert requests.post(server.url + "/shutdown", timeout=WAIT).status_code == 200
+        assert server.wait_exit() == 0
+        logs[bool(flags)] = server.stderr()
+    assert "POST /predictions" not in logs[False]
+    assert "GET /health-check" not in logs[False]
+    assert "404 GET /nope" in logs[False]
+    assert "200 POST /predictions" in logs[True]
+    assert "404 GET /nope" in logs[True]
+
+
+def test_module_ref_from_pythonpath(launch, tmp_path):
+    """A package.module:Name ref is imported from PYTHONPATH, whatever the cwd."""
+    write(tmp_path / "libs" / "mypkg", "__init__.py", "")
+    write(tmp_path / "libs" / "mypkg", "model.py", ECHO)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    port = free_port()
+    server = launch(
+        ["serve", "mypkg.model:Predictor", "--port", str(port)],
+        cwd=elsewhere,
+        port=port,
+        PYTHONPATH=str(tmp_path / "libs"),
+    )
+    server.wait_ready()
+    body = requests.post(
+        server.url + "/predictions", json={"input": {"text": "m"}}, timeout=WAIT
+    ).json()
+    assert body["output"] == "mred"
+
+
+SCRIPT_LIKE = [
+    sys.executable,
+    "-c",
+    # What the installed ``nbcog`` console script does: sys.path[0] is not the cwd.
+    "import sys; sys.path.remove(''); from nbcog.cli import main; sys.argv[0] = 'nbcog'; "
+    "raise SystemExit(main())",
+]
+
+
+@pytest.mark.parametrize("command", [None, SCRIPT_LIKE], ids=["python-m", "console-script"])
+def test_module_ref_from_cwd(launch, tmp_path, command):
+    """model:Predictor is found in the cwd, and the predictor can import a sibling module."""
+    write(tmp_path, "helper.py", "SUFFIX = '!'\n")
+    write(
+        tmp_path,
+        "model.py",
+        """
+        from cog import BaseRunner
+        from helper import SUFFIX
+
+        class Predictor(BaseRunner):
+            def run(self, text: str) -> str:
+                return text + SUFFIX
+        """,
+    )
+    port = free_port()
+    server = launch(
+        ["serve", "model:Predictor", "--port", str(port)], cwd=tmp_path, port=port, command=command
+    )
+    server.wait_ready()
+    body = requests.post(
+        server.url + "/predictions", json={"input": {"text": "w"}}, timeout=WAIT
+    ).json()
+    assert body["output"] == "w!"
+
+
+def listening_addresses(port: int) -> set[str]:
+    """Local addresses listening on ``port``, from /proc/net/tcp{,6} (hex, as the kernel writes)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/net/tcp").exists(), reason="needs Linux /proc/net/tcp")
+def test_host_defaults_to_loopback(launch, tmp_path):
+    """Without --host the server listens on 127.0.0.1 only."""
+    write(tmp_path, "predict.py", ECHO)
+    port = free_port()
+    server = launch(["serve", "predict.py:Predictor", "--port", str(port)], cwd=tmp_path, port=port)
+    server.wait_ready()
+    assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, little-endian hex
+
+
+class UploadReceiver:
+    """Records PUTs (path, content type, bytes) and answers 201 without a Location."""
+
+    def __init__(self) -> None:
+        self.puts: list[tuple[str, str, bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_PUT(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.puts.append((self.path, self.headers["Content-Type"], body))
+                self.send_response(201)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                """Silence."""
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/uploads"
+        threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        ).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_upload_url(launch, tmp_path):
+    """--upload-url PUTs file outputs to URL/<name> and returns that URL as the output."""
+    write(
+        tmp_path,
+        "predict.py",
+        """
+        import tempfile
+        from cog import BaseRunner, Path
+
+        class Predictor(BaseRunner):
+            def run(self) -> Path:
+                out = Path(tempfile.mkdtemp()) / "result.txt"
+                out.write_text("file body")
+                return out
+        """,
+    )
+    receiver = UploadReceiver()
+    try:
+        port = free_port()
+        server = launch(
+            ["serve", "predict.py:Predictor", "--port", str(port), "--upload-url", receiver.url],
+            cwd=tmp_path,
+            port=port,
+        )
+        server.wait_ready()
+        body = requests.post(server.url + "/predictions", json={}, timeout=WAIT).json()
+    finally:
+        receiver.close()
+    assert body["status"] == "succeeded", body
+    assert body["output"] == receiver.url + "/result.txt"
+    assert receiver.puts == [("/uploads/result.txt", "text/plain", b"file body")]
+
+
+def test_ctrl_c_stops_cleanly(launch, tmp_path):
+    """SIGINT (Ctrl-C) stops the server and exits 0 without a traceback."""
+    write(tmp_path, "predict.py", ECHO)
+    port = free_port()
+    server = launch(["serve", "predict.py:Predictor", "--port", str(port)], cwd=tmp_path, port=port)
+    server.wait_ready()
+    server.proc.send_signal(signal.SIGINT)
+    assert server.wait_exit() == 0
+    assert "Traceback" not in server.stderr()
+    assert "nbcog: stopped" in server.stderr()
+
+
+def test_port_in_use_exits_nonzero_naming_the_port(launch, tmp_path):
+    """A port someone listens on: exit 1 at once with a message naming the port."""
+    write(tmp_path, "predict.py", ECHO)
+    port = free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        server = launch(
+            ["serve", "predict.py:Predictor", "--port", str(port)], cwd=tmp_path, port=port
+        )
+        code = server.wait_exit()
+    assert code == 1
+    stderr = server.stderr()
+    assert stderr.startswith(f"nbcog: port {port} on 127.0.0.1 is already in use; ")
+    assert stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize("train", [False, True])
+def test_schema_is_the_served_document(launch, tmp_path, train):
+    """schema REF prints exactly the JSON that GET /openapi.json of a running server answers."""
+    write(tmp_path, "predict.py", ECHO)
+    write(tmp_path, "train.py", TRAIN)
+    extra = ["--train", "train.py:train"] if train else []
+    printed = run_cli(["schema", "predict.py:Predictor", *extra], cwd=tmp_path)
+    assert printed.returncode == 0, printed.stderr
+    port = free_port()
+    server = launch(
+        ["serve", "predict.py:Predictor", "--port", str(port), *extra], cwd=tmp_path, port=port
+    )
+    server.wait_ready()
+    served = requests.get(server.url + "/openapi.json", timeout=WAIT)
+    assert printed.stdout == served.text + "\n"
+    assert ("/trainings" in served.json()["paths"]) is train
+
+
+def test_schema_of_a_broken_ref_fails_clearly(tmp_path):
+    """schema with a missing name exits 1 with one line saying what could not be loaded."""
+    write(tmp_path, "predict.py", ECHO)
+    printed = run_cli(["schema", "predict.py:Nope"], cwd=tmp_path)
+    assert printed.returncode == 1
+    assert printed.stdout == ""
+    assert printed.stderr.startswith("nbcog: cannot load predict.py:Nope: AttributeError: ")
+    assert printed.stderr.count("\n") == 1
+
+
+COMPARED_INPUTS = [
+    {"text": "a"},
+    {"text": "a", "times": 3, "color": "green", "unknown": [1]},
+    {},
+    {"text": 5, "times": "2"},
+    {"text": "a", "times": 9, "color": "blue"},
+    {"text": None},
+    {"text": "a", "times": 2.0},
+    [1, 2],
+]
+
+
+def test_coglet_on_our_schema_agrees(tmp_path):
+    """coglet started on `nbcog schema`'s output accepts and rejects the same inputs as nbcog."""
+    pytest.importorskip("coglet")
+    write(tmp_path, "predict.py", ECHO)
+    printed = run_cli(["schema", "predict.py:Predictor"], cwd=tmp_path)
+    (tmp_path / ".cog").mkdir()
+    (tmp_path / ".cog" / "openapi_schema.json").write_text(printed.stdout)
+    port = free_port()
+    env = child_env(
+        COG_PREDICT_TYPE_STUB="predict.py:Predictor",
+        PORT=str(port),
+        PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
+    )
+    log = tmp_path / "coglet.txt"
+    with log.open("wb") as err:
+        coglet = subprocess.Popen(
+            [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+        )
+    reference = Process(coglet, port, log)
+    try:
+        deadline = time.monotonic() + 20
+        while reference.health() != "READY":
+            if coglet.poll() is not None or time.monotonic() > deadline:
+                pytest.skip(f"coglet did not become READY within 20 s: {reference.stderr()[-500:]}")
+            time.sleep(0.05)
+        theirs_doc = requests.get(reference.url + "/openapi.json", timeout=WAIT).json()
+        theirs = [
+            requests.post(reference.url + "/predictions", json={"input": value}, timeout=WAIT)
+            for value in COMPARED_INPUTS
+        ]
+        with serve_in_thread(f"{tmp_path / 'predict.py'}:Predictor") as ours_server:
+            ours_doc = requests.get(ours_server.url + "/openapi.json", timeout=WAIT).json()
+            ours = [
+                requests.post(ours_server.url + "/predictions", json={"input": value}, timeout=WAIT)
+                for value in COMPARED_INPUTS
+            ]
+        requests.post(reference.url + "/shutdown", timeout=WAIT)
+        coglet.wait(WAIT)
+    finally:
+        if coglet.poll() is None:
+            coglet.kill()
+            coglet.wait(10)
+    assert theirs_doc == ours_doc
+    for value, mine, reference_response in zip(COMPARED_INPUTS, ours, theirs, strict=True):
+        assert mine.status_code == reference_response.status_code, value
+        if mine.status_code == 422:
+            assert mine.content == reference_response.content, value
+        else:
+            fields = ("status", "output", "error")
+            assert [mine.json().get(k) for k in fields] == [
+                reference_response.json().get(k) for k in fields
+            ], value
+    assert [r.status_code for r in ours] == [200, 200, 422, 422, 422, 422, 200, 422]
+    assert ours[6].json()["status"] == "failed"  # "a" * 2.0: 2.0 passes as an integer

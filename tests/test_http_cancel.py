@@ -1,0 +1,403 @@
+"""Cancellation over HTTP (spec §14): sync loops, generators, swallowed cancels, async tasks,
+cancels before start, blocking C calls, and repeated cancels."""
+
+from __future__ import annotations
+
+import http.server
+import os
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+import requests
+from lifecycle_helpers import WAIT_FOR, Background, SSEStream, health, source, wait_until
+
+CANCELED_KEYS = {"id", "status", "logs", "metrics"}
+
+
+def _cancel(url: str, prediction_id: str) -> requests.Response:
+    return requests.post(f"{url}/predictions/{prediction_id}/cancel", timeout=10)
+
+
+def _run_and_cancel(url: str, tmp_path, body: dict) -> tuple[dict, float, float]:
+    """Start a sync prediction, wait for its ``running`` marker, cancel it.
+
+    Returns the sync body, when the cancel was sent and when the response arrived
+    (``time.monotonic()``).
+    """
+    sync = Background("POST", url + "/predictions", json=body)
+    wait_until((tmp_path / "running").exists, "the prediction to start")
+    sent = time.monotonic()
+    cancel = _cancel(url, body["id"])
+    assert (cancel.status_code, cancel.content) == (200, b"{}")
+    result = sync.result()
+    assert result.status_code == 200
+    assert sync.finished_at is not None
+    return result.json(), sent, sync.finished_at
+
+
+def _later_predictions_work(url: str, body: dict) -> None:
+    """The slot came back and no stray cancel hits the next predictions."""
+    for _ in range(20):
+        response = requests.post(url + "/predictions", json=body, timeout=10)
+        assert response.status_code == 200
+        assert response.json()["status"] == "succeeded"
+    assert health(url)["status"] == "READY"
+
+
+BUSY_LOOP = WAIT_FOR + """
+from cog import BaseRunner
+
+class Predictor(BaseRunner):
+    def run(self, spin: bool = True) -> int:
+        n = 0
+        if spin:
+            print("spinning")
+            mark("@TMP@/running")
+            while True:
+                n += 1
+        return n
+"""
+
+
+def test_sync_python_loop_canceled_within_a_second(serve_source, tmp_path):
+    """A sync predictor in a pure-Python loop is interrupted and answers canceled within 1 s."""
+    with serve_source(source(BUSY_LOOP, tmp_path)) as s:
+        body, sent, finished = _run_and_cancel(s.url, tmp_path, {"id": "spin"})
+        assert body["status"] == "canceled"
+        assert set(body) == CANCELED_KEYS
+        assert body["logs"] == "spinning\n"
+        assert finished - sent < 1.0
+        _later_predictions_work(s.url, {"input": {"spin": False}})
+
+
+def test_generator_canceled_keeps_chunks(serve_source, tmp_path):
+    """A cancelled generator stops; the canceled snapshot keeps the chunks streamed so far."""
+    src = """
+import time
+from typing import Iterator
+from cog import BaseRunner, streaming
+
+class Predictor(BaseRunner):
+    @streaming
+    def run(self, forever: bool = True) -> Iterator[int]:
+        i = 0
+        while forever or i < 3:
+            yield i
+            i += 1
+            time.sleep(0.01)
+"""
+    with serve_source(src) as s:
+        stream = SSEStream(s.url, "POST", "/predictions", {"id": "gen"})
+        try:
+            chunks: list[int] = []
+            for name, data in stream.events():
+                if name == "output":
+                    chunks.append(data["chunk"])
+                    if len(chunks) == 3:
+                        assert _cancel(s.url, "gen").status_code == 200
+                if name == "completed":
+                    completed = data
+                    break
+        finally:
+            stream.close()
+        assert completed["status"] == "canceled"
+        assert "error" not in completed
+        assert completed["output"] == chunks
+        assert chunks == list(range(len(chunks)))
+        finite = requests.post(s.url + "/predictions", json={"input": {"forever": False}}, timeout=10)
+        assert finite.json()["output"] == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    ("handler", "log"),
+    [
+        ("except CancelationException:\n            print('caught cancel')\n            return 'swallowed'", "caught cancel\n"),
+        ("except Exception:\n            print('wrongly caught')\n            return 'wrong'", ""),
+        ("finally:\n            print('cleanup')", "cleanup\n"),
+    ],
+    ids=["swallowed", "except-exception", "finally"],
+)
+def test_sync_cancel_handlers(serve_source, tmp_path, handler, log):
+    """Swallowing CancelationException still ends canceled; except Exception never catches it."""
+    src = WAIT_FOR + f"""
+from cog import BaseRunner, CancelationException
+
+class Predictor(BaseRunner):
+    def run(self) -> str:
+        try:
+            mark("@TMP@/running")
+            wait_for("@TMP@/never")
+        {handler}
+        return "finished"
+"""
+    with serve_source(source(src, tmp_path)) as s:
+        body, _, _ = _run_and_cancel(s.url, tmp_path, {"id": "c"})
+    assert body["status"] == "canceled"
+    assert set(body) == CANCELED_KEYS
+    assert body["logs"] == log
+
+
+def test_async_predictor_gets_cancelled_error(serve_source, tmp_path):
+    """An async predictor sees asyncio.CancelledError at its await and ends canceled."""
+    src = WAIT_FOR + """
+import asyncio
+from cog import BaseRunner
+
+class Predictor(BaseRunner):
+    async def run(self, wait: bool = True) -> str:
+        if not wait:
+            return "quick"
+        try:
+            mark("@TMP@/running")
+            await asyncio.sleep(60)
+        except asyncio.CancelledError as exc:
+            print(f"got {type(exc).__name__}")
+            raise
+        return "slept"
+"""
+    with serve_source(source(src, tmp_path)) as s:
+        body, sent, finished = _run_and_cancel(s.url, tmp_path, {"id": "a"})
+        assert body["status"] == "canceled"
+        assert set(body) == CANCELED_KEYS
+        assert body["logs"] == "got CancelledError\n"
+        assert finished - sent < 10  # far less than the 60 s sleep
+        _later_predictions_work(s.url, {"input": {"wait": False}})
+
+
+class _SlowDownload:
+    """A local file server whose responses wait until the test releases them."""
+
+    def __init__(self) -> None:
+        self.arrived = threading.Event()
+        self.release = threading.Event()
+        outer = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                outer.arrived.set()
+                outer.release.wait(30)
+                body = b"hello"
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/input.txt"
+
+    def close(self) -> None:
+        self.release.set()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def slow_download() -> Iterator[_SlowDownload]:
+    """A download that blocks until released, so a cancel can land before predict() starts."""
+    server = _SlowDownload()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_cancel_before_predict_starts(serve_source, tmp_path, slow_download, kind):
+    """A cancel that lands while inputs download is applied: predict() never runs."""
+    src = """
+from cog import BaseRunner, Path
+
+class Predictor(BaseRunner):
+    @@DEF@@ run(self, data: Path) -> str:
+        open("@TMP@/ran", "w").close()
+        return data.read_text()
+""".replace("@@DEF@@", "def" if kind == "sync" else "async def")
+    with serve_source(source(src, tmp_path)) as s:
+        sync = Background("POST", s.url + "/predictions", json={"id": "pre", "input": {"data": slow_download.url}})
+        assert slow_download.arrived.wait(30)
+        assert _cancel(s.url, "pre").status_code == 200
+        slow_download.release.set()
+        body = sync.result().json()
+        assert body["status"] == "canceled"
+        assert set(body) == CANCELED_KEYS
+        assert not (tmp_path / "ran").exists()
+        # The same input runs normally once nobody cancels it.
+        again = requests.post(s.url + "/predictions", json={"input": {"data": slow_download.url}}, timeout=30)
+        assert again.json()["output"] == "hello"
+
+
+def test_cancel_waits_for_blocking_c_call(serve_source, tmp_path):
+    """A cancel of a predictor inside time.sleep(2) takes effect only when the sleep returns.
+
+    CancelationException is raised asynchronously in the predictor thread and Python delivers
+    it at the next bytecode boundary, so a blocking C call (time.sleep, a big matrix multiply,
+    a socket read, a GPU kernel launch that synchronises) always runs to its end first: a
+    predictor stuck for minutes in one C call is canceled only minutes later. Predictors that
+    want prompt cancellation should block in short slices.
+    """
+    src = WAIT_FOR + """
+import time
+from cog import BaseRunner
+
+class Predictor(BaseRunner):
+    def run(self) -> str:
+        with open("@TMP@/sleep-start", "w") as f:
+            f.write(repr(time.monotonic()))
+        mark("@TMP@/running")
+        time.sleep(2)
+        print("after the sleep")
+        return "slept"
+"""
+    with serve_source(source(src, tmp_path)) as s:
+        body, sent, finished = _run_and_cancel(s.url, tmp_path, {"id": "sleepy"})
+        sleep_end = float((tmp_path / "sleep-start").read_text()) + 2
+    assert body["status"] == "canceled"
+    assert body["logs"] == ""  # the exception fired right after the sleep: no print ran
+    # Same process, so the same monotonic clock: cancelled mid-sleep, answered after it.
+    assert sent < sleep_end
+    assert sleep_end <= finished < sleep_end + 10
+
+
+REPEATED = WAIT_FOR + """
+import os
+from cog import BaseRunner
+
+class Predictor(BaseRunner):
+    def run(self, hold: bool = True) -> str:
+        if not hold:
+            return "quick"
+        fd = os.open("@TMP@/fifo", os.O_RDWR)  # read-write: opening never blocks (Linux)
+        try:
+            mark("@TMP@/running")
+            os.read(fd, 1)  # blocks in C until the test writes, so cancels pile up
+            print("not reached")
+        finally:
+            os.close(fd)
+        return "held"
+"""
+
+
+def test_repeated_cancels_then_404(serve_source, tmp_path):
+    """Cancels answer 200 {} while the prediction is in flight, then 404 {} once it is gone."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with serve_source(source(REPEATED, tmp_path)) as s:
+        sync = Background("POST", s.url + "/predictions", json={"id": "r"})
+        try:
+            wait_until((tmp_path / "running").exists, "the prediction to start")
+            for _ in range(3):
+                cancel = _cancel(s.url, "r")
+                assert (cancel.status_code, cancel.content) == (200, b"{}")
+        finally:
+            writer = os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)  # ENXIO, not a hang, if no reader
+            os.write(writer, b"x")
+            os.close(writer)
+        body = sync.result().json()
+        assert body["status"] == "canceled"
+        assert body["logs"] == ""
+        gone = _cancel(s.url, "r")
+        assert (gone.status_code, gone.content) == (404, b"{}")
+        unknown = _cancel(s.url, "never-existed")
+        assert (unknown.status_code, unknown.content) == (404, b"{}")
+        _later_predictions_work(s.url, {"input": {"hold": False}})
+
+
+STUBBORN = WAIT_FOR + """
+import os
+import time
+from cog import BaseRunner, CancelationException
+
+class Predictor(BaseRunner):
+    def run(self) -> str:
+        caught = 0
+        mark("@TMP@/running")
+        while True:
+            try:
+                while not os.path.exists("@TMP@/release"):
+                    time.sleep(0.005)
+                print(f"caught {caught}")
+                return "finished"
+            except CancelationException:
+                caught += 1
+                mark(f"@TMP@/caught-{caught}")
+"""
+
+
+def test_each_cancel_raises_again(serve_source, tmp_path):
+    """Every cancel raises CancelationException again in a sync predictor that swallows them
+    (coglet 0.23.1, live: three cancels, three exceptions); it still ends canceled."""
+    with serve_source(source(STUBBORN, tmp_path)) as s:
+        sync = Background("POST", s.url + "/predictions", json={"id": "stubborn"})
+        try:
+            wait_until((tmp_path / "running").exists, "the prediction to start")
+            for n in (1, 2, 3):
+                assert _cancel(s.url, "stubborn").status_code == 200
+                wait_until((tmp_path / f"caught-{n}").exists, f"cancel {n} to be raised")
+        finally:
+            (tmp_path / "release").touch()
+        body = sync.result().json()
+    assert body["status"] == "canceled"
+    assert body["logs"] == "caught 3\n"
+
+
+RACED = {
+    "sync": """
+from cog import BaseRunner
+
+class Predictor(BaseRunner):
+    def run(self, n: int) -> int:
+        total = 0
+        for i in range(n):
+            total += i
+        return total
+""",
+    "async": """
+import asyncio
+from cog import BaseRunner
+
+class Predictor(BaseRunner):
+    async def run(self, n: int) -> int:
+        for _ in range(n):
+            await asyncio.sleep(0)
+        return n
+""",
+}
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_cancels_racing_completion_never_leak(serve_source, kind):
+    """A storm of cancels racing predictions' ends never loses a result, kills the worker, or
+    hits the next prediction."""
+    stop = threading.Event()
+
+    def cancel_forever(url: str) -> None:
+        with requests.Session() as http:
+            while not stop.is_set():
+                http.post(url + "/predictions/x/cancel", timeout=10)
+
+    with serve_source(RACED[kind]) as s, requests.Session() as http:
+        cancellers = [threading.Thread(target=cancel_forever, args=(s.url,)) for _ in range(2)]
+        for thread in cancellers:
+            thread.start()
+        try:
+            statuses = set()
+            deadline = time.monotonic() + 3
+            while time.monotonic() < deadline:
+                raced = http.post(s.url + "/predictions", json={"id": "x", "input": {"n": 200}}, timeout=10)
+                statuses.add(raced.json()["status"])
+                other = http.post(s.url + "/predictions", json={"id": "y", "input": {"n": 10}}, timeout=10)
+                assert other.json()["status"] == "succeeded"
+        finally:
+            stop.set()
+            for thread in cancellers:
+                thread.join(10)
+        assert "canceled" in statuses
+        assert health(s.url)["status"] == "READY"

@@ -1,0 +1,4 @@
+import gc
+def test_gc():
+    """collect"""
+    gc.collect()
