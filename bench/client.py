@@ -254,8 +254,8 @@ def read_stream(
     """Send ``request`` and read its SSE response to the end."""
     recv = sock.recv
     now = time.perf_counter
+    reader = StreamReader(now(), keep=keep, stamps=stamps)  # the clock includes the send
     sock.sendall(request)
-    reader = StreamReader(now(), keep=keep, stamps=stamps)
     while not reader.done:
         reader.feed(recv(RECV), now())
     return reader.finish()

@@ -91,8 +91,8 @@ def long_stream(port: int, folder: Path, tokens: int) -> Throughput:
         attach = build_request("PUT", f"/predictions/{prediction_id}", {"input": payload}, sse=True)
         sock = connect(port)
         try:
-            sock.sendall(attach)
             reader = StreamReader(time.perf_counter(), keep=False)
+            sock.sendall(attach)
             while not reader.stream.status:
                 reader.feed(sock.recv(RECV), time.perf_counter())
             if reader.stream.status != 200:

@@ -416,20 +416,22 @@ class PredictionService:
     # -- events from the runner (loop thread) ------------------------------------------
 
     def _deliver(self, entry: InFlight, batch: list[Event | Finished]) -> None:
+        # The hot loop of a fast stream. Nothing in it can end the prediction (only _finish
+        # does), so "terminal" is checked once and the bound methods are looked up once.
         prediction = entry.prediction
         tracker = entry.tracker
         published: list[Event] = []
         finished: Finished | None = None
+        live = not prediction.is_terminal
+        apply, keep = prediction.apply, published.append
         for item in batch:
             if isinstance(item, Finished):
                 finished = item
-                continue
-            if prediction.is_terminal:
-                continue
-            prediction.apply(item)
-            published.append(item)
-            if tracker is not None:
-                tracker.observe(item, prediction)
+            elif live:
+                apply(item)
+                keep(item)
+                if tracker is not None:
+                    tracker.observe(item, prediction)
         entry.broadcaster.publish(published)
         if finished is not None:
             self._finish(entry, finished)

@@ -70,7 +70,7 @@ def serve_in_thread(
 
         async def _stop() -> None:
             server.stop()
-            await asyncio.sleep(0)
+            await server.wait_closed()
 
         asyncio.run_coroutine_threadsafe(_stop(), loop).result(10)
         loop.call_soon_threadsafe(loop.stop)

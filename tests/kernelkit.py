@@ -33,6 +33,14 @@ ROOT = Path(__file__).resolve().parents[1]
 IPYKERNEL6_ENV = "NBCOG_IPYKERNEL6_PYTHON"
 START_TIMEOUT = 60.0
 CELL_TIMEOUT = 120.0
+# What a healthy kernel never prints: unhandled errors in callbacks, tasks and threads.
+_NOISE = (
+    "Traceback",
+    "Task was destroyed",
+    "Exception in callback",
+    "never retrieved",
+    "Exception in thread",
+)
 
 
 @dataclass
@@ -89,6 +97,7 @@ class Kernel:
         self.client.wait_for_ready(timeout=START_TIMEOUT)
         self._cells: dict[str, Cell] = {}
         self.updates: list[dict[str, Any]] = []
+        self.orphans: list[str] = []
 
     # -- cells ---------------------------------------------------------------------------
 
@@ -116,6 +125,8 @@ class Kernel:
             self.updates.append(msg["content"]["data"])
         cell = self._cells.get(msg["parent_header"].get("msg_id", ""))
         if cell is None:
+            if msg["msg_type"] == "stream":
+                self.orphans.append(msg["content"]["text"])
             return
         kind, content = msg["msg_type"], msg["content"]
         if kind == "stream":
@@ -173,6 +184,15 @@ class Kernel:
         cell = self.ok(f"import json as _json; print(_json.dumps({expression}))")
         return json.loads(cell.stdout.strip().splitlines()[-1])
 
+    def assert_quiet(self) -> None:
+        """No traceback or asyncio complaint was printed anywhere (stray output included)."""
+        while self._pump(0.05):
+            pass
+        printed = self.orphans + [cell.stderr for cell in self._cells.values()]
+        for text in printed:
+            for marker in _NOISE:
+                assert marker not in text, f"the kernel printed {marker!r}:\n{text}"
+
     # -- process ---------------------------------------------------------------------------
 
     def interrupt(self) -> None:
@@ -204,6 +224,7 @@ def kernel(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kernel]:
     try:
         k.ok("%load_ext nbcog")
         yield k
+        k.assert_quiet()
     finally:
         k.shutdown()
 

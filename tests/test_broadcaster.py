@@ -36,6 +36,10 @@ def completed() -> Event:
     return events.completed_event({"id": "p", "status": "succeeded"})
 
 
+def tokens_named(n: int) -> list[str]:
+    return [f"t{i}" for i in range(n)]
+
+
 def names(batch: list[Event]) -> list[str]:
     return [e.name if e.name != events.OUTPUT else f"t{e.data['index']}" for e in batch]
 
@@ -232,7 +236,7 @@ def test_subscribing_after_the_end_still_ends(capacity, expected):
 
 
 def test_lagged_subscriber_gets_the_error_counted_like_coglet():
-    """More than the queue capacity behind: its next take is the lag error, skipped = behind - capacity."""
+    """Over the queue capacity behind: next take is the lag error, skipped = behind - capacity."""
     b = Broadcaster()
     sub, wakes = subscribe(b, queue_capacity=4)
     for i in range(4):
@@ -275,6 +279,16 @@ def test_lagged_late_subscriber_keeps_its_replay():
     batch = sub.take()
     assert names(batch) == ["t0", "t1", "t2", "t3", "t4", "error"]
     assert batch[-1].data == {"error": events.STREAM_LAGGED, "skipped": 1}
+
+
+def test_a_full_replay_leaves_the_whole_queue_for_live_events():
+    """Joining with 1024 events of history, a subscriber may still fall 1024 live events behind."""
+    b = Broadcaster()
+    b.publish(outs(0, 1024))
+    sub, _ = subscribe(b)
+    b.publish(outs(1024, 2048))
+    assert sub.lagged is False
+    assert names(sub.take()) == tokens_named(2048)
 
 
 def test_a_lagged_subscriber_never_affects_the_others():
@@ -322,12 +336,15 @@ def test_queue_capacity_must_be_positive():
 
 
 def test_subscriber_cap_raises_too_many_subscribers():
-    """The 1025th subscriber gets TooManySubscribers (HTTP 429, coglet's body); leaving frees a place."""
+    """The 1025th subscriber gets TooManySubscribers (429, coglet's body); leaving frees a place."""
     b = Broadcaster()
     subs = [b.subscribe(lambda: None) for _ in range(1024)]
     with pytest.raises(TooManySubscribers) as raised:
         b.subscribe(lambda: None)
-    assert (raised.value.status, raised.value.body) == (429, {"error": "Too many stream subscribers"})
+    assert (raised.value.status, raised.value.body) == (
+        429,
+        {"error": "Too many stream subscribers"},
+    )
     assert b.subscriber_count == 1024
     subs[0].close()
     b.subscribe(lambda: None)
@@ -348,7 +365,7 @@ def test_subscribing_inside_a_wake_callback_is_safe():
 
 
 def test_stats_snapshot():
-    """stats() reports published, history, evictions, subscribers, lagged ones and the largest queue."""
+    """stats() reports published, history, evictions, subscribers, lagged and the largest queue."""
     b = Broadcaster(4)
     lagging, _ = subscribe(b, queue_capacity=3)
     queued, _ = subscribe(b)
@@ -372,13 +389,13 @@ def test_stats_snapshot():
 
 def test_transition_table_is_the_spec_lifecycle():
     """starting -> processing | terminal; processing -> terminal; terminal states never move."""
-    assert TRANSITIONS == {
+    assert {
         Status.STARTING: frozenset({Status.PROCESSING, *TERMINAL}),
         Status.PROCESSING: frozenset(TERMINAL),
         Status.SUCCEEDED: frozenset(),
         Status.FAILED: frozenset(),
         Status.CANCELED: frozenset(),
-    }
+    } == TRANSITIONS
 
 
 def in_status(status: Status) -> Prediction:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -44,23 +45,21 @@ def train(steps: int = 1) -> str:
     return f"trained {steps}"
 """
 
-_next_port = iter(PORTS)
+BANNER = re.compile(r"nbcog: serving \S+ at http://127\.0\.0\.1:(\d+)\n")
+COGLET_BANNER = re.compile(r"Starting coglet server on 127\.0\.0\.1:(\d+)")
 
 
-def free_port() -> int:
-    """A port of 5190-5209 that nothing listens on, rotating so tests do not reuse one."""
-    for _ in range(len(PORTS)):
-        port = next(_next_port, None)
-        if port is None:
-            globals()["_next_port"] = iter(PORTS)
-            port = next(_next_port)
-        with socket.socket() as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as tornado binds
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
+def bind_assigned_port() -> socket.socket:
+    """A listening socket on the first free port of 5190-5209 (held, so nobody else gets it)."""
+    for port in PORTS:
+        sock = socket.socket()
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            sock.close()
+            continue
+        sock.listen()
+        return sock
     pytest.skip("no free port in 5190-5209")
 
 
@@ -84,18 +83,36 @@ def child_env(**extra: str) -> dict[str, str]:
 
 @dataclass
 class Process:
-    """A server subprocess whose stderr goes to a file (no pipe to fill up)."""
+    """A server subprocess whose stderr goes to a file (no pipe to fill up).
+
+    ``port`` is learnt from the server's own banner, so a test never mistakes another
+    process's server (say, a parallel test run) for its own.
+    """
 
     proc: subprocess.Popen[bytes]
-    port: int
     log: Path
+    banner: re.Pattern[str] = BANNER
+    port: int | None = None
 
     @property
     def url(self) -> str:
+        assert self.port is not None, "wait_listening() first"
         return f"http://127.0.0.1:{self.port}"
 
     def stderr(self) -> str:
         return self.log.read_text(errors="replace")
+
+    def wait_listening(self, timeout: float = WAIT) -> bool:
+        """Wait for the banner (True, port known) or for the process to exit (False)."""
+
+        def banner() -> bool:
+            found = self.banner.search(self.stderr())
+            if found:
+                self.port = int(found.group(1))
+            return bool(found) or self.proc.poll() is not None
+
+        wait_until(banner, "the server's banner", timeout)
+        return self.port is not None
 
     def health(self) -> str | None:
         """The health-check status, or None while nothing answers."""
@@ -106,12 +123,13 @@ class Process:
 
     def wait_ready(self, timeout: float = WAIT) -> None:
         """Poll until READY; fail at once (with the stderr) if the process dies."""
+        assert self.wait_listening(timeout), f"exited {self.proc.returncode}: {self.stderr()}"
 
         def ready() -> bool:
             assert self.proc.poll() is None, f"exited {self.proc.returncode}: {self.stderr()}"
             return self.health() == "READY"
 
-        wait_until(ready, f"READY on port {self.port}", timeout)
+        wait_until(ready, f"READY at {self.url}", timeout)
 
     def wait_exit(self, timeout: float = WAIT) -> int:
         return self.proc.wait(timeout)
@@ -119,23 +137,35 @@ class Process:
 
 @pytest.fixture
 def launch(tmp_path: Path) -> Iterator[Callable[..., Process]]:
-    """Start ``python -m nbcog ARGS`` (or another command); every child is killed at the end."""
+    """Start ``python -m nbcog ARGS`` (or ``command ARGS``); ``serve`` gets ``--port 0`` by default.
+
+    Every child still running at the end is killed.
+    """
     started: list[subprocess.Popen[bytes]] = []
 
     def _launch(
-        args: list[str], *, cwd: Path, port: int, command: list[str] | None = None, **env: str
+        args: list[str],
+        *,
+        cwd: Path,
+        command: list[str] | None = None,
+        banner: re.Pattern[str] = BANNER,
+        **env: str,
     ) -> Process:
+        if command is None:
+            command = [sys.executable, "-m", "nbcog"]
+        if args[:1] == ["serve"] and "--port" not in args:
+            args = [*args, "--port", "0"]
         log = tmp_path / f"stderr-{len(started)}.txt"
         with log.open("wb") as err:
             proc = subprocess.Popen(
-                [*(command or [sys.executable, "-m", "nbcog"]), *args],
+                [*command, *args],
                 cwd=cwd,
                 env=child_env(**env),
                 stdout=subprocess.DEVNULL,
                 stderr=err,
             )
         started.append(proc)
-        return Process(proc, port, log)
+        return Process(proc, log, banner)
 
     yield _launch
     for proc in started:
@@ -180,8 +210,14 @@ def run_cli(args: list[str], *, cwd: Path, **env: str) -> subprocess.CompletedPr
 def test_serve_file_ref_until_shutdown(launch, tmp_path):
     """serve predict.py:Predictor --port N answers curl-style requests; /shutdown exits 0."""
     write(tmp_path, "predict.py", ECHO)
-    port = free_port()
-    server = launch(["serve", "predict.py:Predictor", "--port", str(port)], cwd=tmp_path, port=port)
+    for port in PORTS:  # the next assigned port, should a parallel run hold this one
+        server = launch(["serve", "predict.py:Predictor", "--port", str(port)], cwd=tmp_path)
+        if server.wait_listening():
+            break
+        assert f"port {port} on 127.0.0.1 is already in use" in server.stderr()
+    else:
+        pytest.skip("every port in 5190-5209 is taken")
+    assert server.port == port
     server.wait_ready()
     status, body = raw_request(
         server.url,
@@ -219,10 +255,7 @@ def test_quiet_by_default_errors_visible(launch, tmp_path):
     write(tmp_path, "predict.py", ECHO)
     logs = {}
     for flags in ([], ["-v"]):
-        port = free_port()
-        server = launch(
-            ["serve", "predict.py:Predictor", "--port", str(port), *flags], cwd=tmp_path, port=port
-        )
+        server = launch(["serve", "predict.py:Predictor", *flags], cwd=tmp_path)
         server.wait_ready()
         assert requests.post(
             server.url + "/predictions", json={"input": {"text": "a"}}, timeout=WAIT
@@ -244,11 +277,9 @@ def test_module_ref_from_pythonpath(launch, tmp_path):
     write(tmp_path / "libs" / "mypkg", "model.py", ECHO)
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
-    port = free_port()
     server = launch(
-        ["serve", "mypkg.model:Predictor", "--port", str(port)],
+        ["serve", "mypkg.model:Predictor"],
         cwd=elsewhere,
-        port=port,
         PYTHONPATH=str(tmp_path / "libs"),
     )
     server.wait_ready()
@@ -283,10 +314,7 @@ def test_module_ref_from_cwd(launch, tmp_path, command):
                 return text + SUFFIX
         """,
     )
-    port = free_port()
-    server = launch(
-        ["serve", "model:Predictor", "--port", str(port)], cwd=tmp_path, port=port, command=command
-    )
+    server = launch(["serve", "model:Predictor"], cwd=tmp_path, command=command)
     server.wait_ready()
     body = requests.post(
         server.url + "/predictions", json={"input": {"text": "w"}}, timeout=WAIT
@@ -310,10 +338,10 @@ def listening_addresses(port: int) -> set[str]:
 def test_host_defaults_to_loopback(launch, tmp_path):
     """Without --host the server listens on 127.0.0.1 only."""
     write(tmp_path, "predict.py", ECHO)
-    port = free_port()
-    server = launch(["serve", "predict.py:Predictor", "--port", str(port)], cwd=tmp_path, port=port)
+    server = launch(["serve", "predict.py:Predictor"], cwd=tmp_path)
     server.wait_ready()
-    assert listening_addresses(port) == {"0100007F"}  # 127.0.0.1, little-endian hex
+    assert server.port is not None
+    assert listening_addresses(server.port) == {"0100007F"}  # 127.0.0.1, little-endian hex
 
 
 class UploadReceiver:
@@ -363,11 +391,9 @@ def test_upload_url(launch, tmp_path):
     )
     receiver = UploadReceiver()
     try:
-        port = free_port()
         server = launch(
-            ["serve", "predict.py:Predictor", "--port", str(port), "--upload-url", receiver.url],
+            ["serve", "predict.py:Predictor", "--upload-url", receiver.url],
             cwd=tmp_path,
-            port=port,
         )
         server.wait_ready()
         body = requests.post(server.url + "/predictions", json={}, timeout=WAIT).json()
@@ -381,8 +407,7 @@ def test_upload_url(launch, tmp_path):
 def test_ctrl_c_stops_cleanly(launch, tmp_path):
     """SIGINT (Ctrl-C) stops the server and exits 0 without a traceback."""
     write(tmp_path, "predict.py", ECHO)
-    port = free_port()
-    server = launch(["serve", "predict.py:Predictor", "--port", str(port)], cwd=tmp_path, port=port)
+    server = launch(["serve", "predict.py:Predictor"], cwd=tmp_path)
     server.wait_ready()
     server.proc.send_signal(signal.SIGINT)
     assert server.wait_exit() == 0
@@ -393,13 +418,9 @@ def test_ctrl_c_stops_cleanly(launch, tmp_path):
 def test_port_in_use_exits_nonzero_naming_the_port(launch, tmp_path):
     """A port someone listens on: exit 1 at once with a message naming the port."""
     write(tmp_path, "predict.py", ECHO)
-    port = free_port()
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", port))
-        taken.listen()
-        server = launch(
-            ["serve", "predict.py:Predictor", "--port", str(port)], cwd=tmp_path, port=port
-        )
+    with bind_assigned_port() as taken:
+        port = taken.getsockname()[1]
+        server = launch(["serve", "predict.py:Predictor", "--port", str(port)], cwd=tmp_path)
         code = server.wait_exit()
     assert code == 1
     stderr = server.stderr()
@@ -415,10 +436,7 @@ def test_schema_is_the_served_document(launch, tmp_path, train):
     extra = ["--train", "train.py:train"] if train else []
     printed = run_cli(["schema", "predict.py:Predictor", *extra], cwd=tmp_path)
     assert printed.returncode == 0, printed.stderr
-    port = free_port()
-    server = launch(
-        ["serve", "predict.py:Predictor", "--port", str(port), *extra], cwd=tmp_path, port=port
-    )
+    server = launch(["serve", "predict.py:Predictor", *extra], cwd=tmp_path)
     server.wait_ready()
     served = requests.get(server.url + "/openapi.json", timeout=WAIT)
     assert printed.stdout == served.text + "\n"
@@ -447,52 +465,48 @@ COMPARED_INPUTS = [
 ]
 
 
-def test_coglet_on_our_schema_agrees(tmp_path):
+def post_past_spurious_409(url: str, value: Any) -> requests.Response:
+    """POST to coglet, retrying its spurious 409 right after a sync response (spec §21.1)."""
+    deadline = time.monotonic() + WAIT
+    while True:
+        r = requests.post(url + "/predictions", json={"input": value}, timeout=WAIT)
+        if r.status_code != 409 or time.monotonic() > deadline:
+            return r
+        time.sleep(0.01)
+
+
+def test_coglet_on_our_schema_agrees(launch, tmp_path):
     """coglet started on `nbcog schema`'s output accepts and rejects the same inputs as nbcog."""
     pytest.importorskip("coglet")
     write(tmp_path, "predict.py", ECHO)
     printed = run_cli(["schema", "predict.py:Predictor"], cwd=tmp_path)
     (tmp_path / ".cog").mkdir()
     (tmp_path / ".cog" / "openapi_schema.json").write_text(printed.stdout)
-    port = free_port()
-    env = child_env(
+    reference = launch(
+        ["-m", "cog.server.http", "--host", "127.0.0.1"],
+        cwd=tmp_path,
+        command=[sys.executable],
+        banner=COGLET_BANNER,
         COG_PREDICT_TYPE_STUB="predict.py:Predictor",
-        PORT=str(port),
+        PORT="0",  # coglet names the port it got in its log, as nbcog does in its banner
         PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""),
     )
-    log = tmp_path / "coglet.txt"
-    with log.open("wb") as err:
-        coglet = subprocess.Popen(
-            [sys.executable, "-m", "cog.server.http", "--host", "127.0.0.1"],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-        )
-    reference = Process(coglet, port, log)
     try:
-        deadline = time.monotonic() + 20
-        while reference.health() != "READY":
-            if coglet.poll() is not None or time.monotonic() > deadline:
-                pytest.skip(f"coglet did not become READY within 20 s: {reference.stderr()[-500:]}")
-            time.sleep(0.05)
+        reference.wait_ready(20)
+    except AssertionError as exc:
+        pytest.skip(f"coglet did not become READY within 20 s: {exc}; {reference.stderr()[-500:]}")
+    try:
         theirs_doc = requests.get(reference.url + "/openapi.json", timeout=WAIT).json()
-        theirs = [
-            requests.post(reference.url + "/predictions", json={"input": value}, timeout=WAIT)
-            for value in COMPARED_INPUTS
-        ]
+        theirs = [post_past_spurious_409(reference.url, value) for value in COMPARED_INPUTS]
         with serve_in_thread(f"{tmp_path / 'predict.py'}:Predictor") as ours_server:
             ours_doc = requests.get(ours_server.url + "/openapi.json", timeout=WAIT).json()
             ours = [
                 requests.post(ours_server.url + "/predictions", json={"input": value}, timeout=WAIT)
                 for value in COMPARED_INPUTS
             ]
-        requests.post(reference.url + "/shutdown", timeout=WAIT)
-        coglet.wait(WAIT)
     finally:
-        if coglet.poll() is None:
-            coglet.kill()
-            coglet.wait(10)
+        requests.post(reference.url + "/shutdown", timeout=WAIT)
+    assert reference.wait_exit() == 0
     assert theirs_doc == ours_doc
     for value, mine, reference_response in zip(COMPARED_INPUTS, ours, theirs, strict=True):
         assert mine.status_code == reference_response.status_code, value

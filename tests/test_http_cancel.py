@@ -72,9 +72,8 @@ def test_sync_python_loop_canceled_within_a_second(serve_source, tmp_path):
         _later_predictions_work(s.url, {"input": {"spin": False}})
 
 
-def test_generator_canceled_keeps_chunks(serve_source, tmp_path):
-    """A cancelled generator stops; the canceled snapshot keeps the chunks streamed so far."""
-    src = """
+GENERATORS = {
+    "sync": """
 import time
 from typing import Iterator
 from cog import BaseRunner, streaming
@@ -87,8 +86,28 @@ class Predictor(BaseRunner):
             yield i
             i += 1
             time.sleep(0.01)
-"""
-    with serve_source(src) as s:
+""",
+    "async": """
+import asyncio
+from typing import AsyncIterator
+from cog import BaseRunner, streaming
+
+class Predictor(BaseRunner):
+    @streaming
+    async def run(self, forever: bool = True) -> AsyncIterator[int]:
+        i = 0
+        while forever or i < 3:
+            yield i
+            i += 1
+            await asyncio.sleep(0.01)
+""",
+}
+
+
+@pytest.mark.parametrize("kind", ["sync", "async"])
+def test_generator_canceled_keeps_chunks(serve_source, kind):
+    """A cancelled generator stops; the canceled snapshot keeps the chunks streamed so far."""
+    with serve_source(GENERATORS[kind]) as s:
         stream = SSEStream(s.url, "POST", "/predictions", {"id": "gen"})
         try:
             chunks: list[int] = []
@@ -113,7 +132,12 @@ class Predictor(BaseRunner):
 @pytest.mark.parametrize(
     ("handler", "log"),
     [
-        ("except CancelationException:\n            print('caught cancel')\n            return 'swallowed'", "caught cancel\n"),
+        (
+            "except CancelationException:\n"
+            "            print('caught cancel')\n"
+            "            return 'swallowed'",
+            "caught cancel\n",
+        ),
         ("except Exception:\n            print('wrongly caught')\n            return 'wrong'", ""),
         ("finally:\n            print('cleanup')", "cleanup\n"),
     ],

@@ -100,7 +100,8 @@ class Predictor(BaseRunner):
         return text
 """
 
-# Swallows cancels (marking them with a file) until the test creates the gate.
+# Marks its start, then swallows cancels (marking them too) until the test creates the gate.
+# Everything it does sits inside the try, so a cancel can never land outside it unseen.
 STUBBORN = """
 import os, time
 from cog import BaseRunner, CancelationException
@@ -108,13 +109,19 @@ from cog import BaseRunner, CancelationException
 class Predictor(BaseRunner):
     def run(self, gate: str) -> str:
         deadline = time.monotonic() + 60
-        while not os.path.exists(gate) and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
             try:
-                time.sleep(0.005)
+                open(gate + ".started", "w").close()
+                while not os.path.exists(gate):
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(gate)
+                    time.sleep(0.005)
+                return "done"
             except CancelationException:
                 open(gate + ".canceled", "w").close()
-        return "done"
+        return "timed out"
 """
+
 
 JSON = {"Content-Type": "application/json"}
 PARSE_PREFIX = "Failed to parse the request body as JSON: "
@@ -170,16 +177,9 @@ def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 60.0) -
     return result
 
 
-def cancel_until(url: str, prediction_id: str, status: int, timeout: float = 60.0) -> Any:
-    """Cancel ``prediction_id`` until the answer has ``status`` (once if ``timeout`` is 0)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        response = requests.post(url + f"/predictions/{prediction_id}/cancel", timeout=30)
-        if response.status_code == status:
-            return response
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"cancel answered {response.status_code}, wanted {status}")
-        time.sleep(0.005)
+def cancel(url: str, prediction_id: str) -> requests.Response:
+    """``POST /predictions/{id}/cancel``."""
+    return requests.post(url + f"/predictions/{prediction_id}/cancel", timeout=30)
 
 
 def chunked(*parts: bytes) -> bytes:
@@ -257,6 +257,7 @@ def test_generator_raising_mid_stream(serve_source):
         (ASYNC_GENERATOR, "early", "Prediction failed: Async prediction failed: ValueError: early"),
         (ASYNC_GENERATOR, "mid", "Prediction failed: Async prediction failed: RuntimeError: mid"),
     ],
+    ids=["coroutine", "async-generator-early", "async-generator-mid"],
 )
 def test_async_exception_error_strings(serve_source, source, kind, error):
     """Async run() and async generators that raise fail with the async prefix."""
@@ -458,9 +459,8 @@ def test_body_over_the_limit_is_413(limited, transfer):
 def test_cancel_of_an_unknown_id_is_404_empty_object(serve_source):
     """Cancelling an unknown or finished id gets 404 with the JSON body {}."""
     with serve_source(ECHO) as s:
-        response = requests.post(s.url + "/predictions/nope/cancel", timeout=30)
-        finished = sync_body(s.url, {})["id"]
-        after = requests.post(s.url + f"/predictions/{finished}/cancel", timeout=30)
+        response = cancel(s.url, "nope")
+        after = cancel(s.url, sync_body(s.url, {})["id"])
         assert_still_serving(s.url)
     assert (response.status_code, response.headers["Content-Type"]) == (404, "application/json")
     assert response.content == b"{}"
@@ -482,13 +482,17 @@ def test_cancelling_twice_then_after_the_end(serve_source, tmp_path):
             )
         )
         sync.start()
-        first = cancel_until(s.url, "twice", 200)  # 404 until the thread's request arrives
+        # A cancel before run() starts would cancel it before any user code runs.
+        wait_until((tmp_path / "gate.started").exists, "run() to start")
+        first = cancel(s.url, "twice")
         # The predictor swallows the cancel (marking it with a file) and keeps running.
         wait_until((tmp_path / "gate.canceled").exists, "the cancel to reach run()")
-        second = cancel_until(s.url, "twice", 200, timeout=0)
+        second = cancel(s.url, "twice")
         gate.touch()
         sync.join(60)
-        after = cancel_until(s.url, "twice", 404, timeout=0)
+        after = cancel(s.url, "twice")
         assert_still_serving(s.url, {"gate": str(gate)})
-    assert (first.content, second.content, after.content) == (b"{}", b"{}", b"{}")
+    assert (first.status_code, first.content) == (200, b"{}")
+    assert (second.status_code, second.content) == (200, b"{}")
+    assert (after.status_code, after.content) == (404, b"{}")
     assert answers[0].json()["status"] == "canceled"

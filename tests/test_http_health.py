@@ -3,6 +3,7 @@ SETUP_FAILED, the setup timeout and ``setup(weights)``, against real nbcog serve
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -143,7 +144,8 @@ def test_setup_failed_when_setup_raises(serve_source, tmp_path):
     ("body", "message"),
     [
         (
-            "def run(self) -> str:\n        return 'a'\n\n    def predict(self) -> str:\n        return 'b'",
+            "def run(self) -> str:\n        return 'a'\n\n"
+            "    def predict(self) -> str:\n        return 'b'",
             "Predictor must define either run() or predict(), not both",
         ),
         ("def other(self) -> str:\n        return 'a'", "run or predict method not found: Predictor"),
@@ -189,7 +191,12 @@ class Predictor(BaseRunner):
             "def healthcheck(self) -> bool:\n        raise RuntimeError('Critical system error')",
             "Healthcheck failed: RuntimeError: Critical system error",
         ),
-        ("async def healthcheck(self) -> bool:\n        await asyncio.sleep(0)\n        return False", HC_FALSE),
+        (
+            "async def healthcheck(self) -> bool:\n"
+            "        await asyncio.sleep(0)\n"
+            "        return False",
+            HC_FALSE,
+        ),
         (
             "async def healthcheck(self) -> bool:\n        raise ValueError('async broke')",
             "Healthcheck failed: ValueError: async broke",
@@ -334,7 +341,11 @@ def test_healthcheck_times_out_after_5_seconds(serve_source, tmp_path, kind):
 def test_setup_timeout(serve_source, tmp_path, monkeypatch):
     """COG_SETUP_TIMEOUT ends a slow setup as SETUP_FAILED; a setup finishing later is ignored."""
     monkeypatch.setenv("COG_SETUP_TIMEOUT", "1")
+    earlier = set(threading.enumerate())
     with serve_source(source(GATED_SETUP, tmp_path)) as s:
+        setup_threads = [
+            t for t in threading.enumerate() if t.name == "nbcog-setup" and t not in earlier
+        ]
         try:
             assert s.health.value == "SETUP_FAILED"
             body = health(s.url)
@@ -343,8 +354,11 @@ def test_setup_timeout(serve_source, tmp_path, monkeypatch):
             assert "worker setup timed out" in body["setup"]["logs"]
         finally:
             (tmp_path / "setup-gate").touch()
-        wait_until((tmp_path / "setup-done").exists, "the late setup to finish")
-        # Give the late completion every chance to be (wrongly) applied on the loop.
+        assert len(setup_threads) == 1
+        setup_threads[0].join(30)
+        assert (tmp_path / "setup-done").exists()
+        # The setup thread handed its (late) success to the loop before it ended; this
+        # round trip runs after that hand-over, so the service has seen it.
         s.call(lambda: None)
         after = health(s.url)
         assert after["status"] == "SETUP_FAILED"

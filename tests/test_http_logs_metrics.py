@@ -141,7 +141,7 @@ def test_concurrent_async_predictions_keep_their_own_logs(serve_source):
             Background("POST", s.url + "/predictions", json={"input": {"name": n}}) for n in names
         ]
         bodies = [r.result().json() for r in requests_]
-    for name, body in zip(names, bodies):
+    for name, body in zip(names, bodies, strict=True):
         assert body["status"] == "succeeded"
         assert body["output"] == name
         assert body["logs"] == (
@@ -190,8 +190,9 @@ print("before serving")
 with serve_in_thread(sys.argv[1] + ":Predictor") as server:
     print("while serving")
     body = {}
+    url = server.url + "/predictions"
     worker = threading.Thread(
-        target=lambda: body.update(requests.post(server.url + "/predictions", json={}, timeout=60).json())
+        target=lambda: body.update(requests.post(url, json={}, timeout=60).json())
     )
     worker.start()
     deadline = time.monotonic() + 60
@@ -344,7 +345,8 @@ def test_metrics_modes_deletes_and_nesting(serve_source):
         ("type", "TypeError: Metric 'count' has type int, cannot set to str without deleting first"),
         (
             "none",
-            "TypeError: Unsupported metric value type: NoneType. Expected bool, int, float, str, list, or dict.",
+            "TypeError: Unsupported metric value type: NoneType. "
+            "Expected bool, int, float, str, list, or dict.",
         ),
     ],
 )

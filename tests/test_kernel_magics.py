@@ -13,7 +13,7 @@ import zlib
 
 import pytest
 import requests
-from kernelkit import ECHO, gate_source, kernel, open_gate, serve, wait_ready
+from kernelkit import ECHO, gate_source, kernel, open_gate, refused, serve, wait_ready
 
 from nbcog.kernel.magics import HELP
 
@@ -82,6 +82,11 @@ def test_python_api_serves_predicts_and_stops(kernel, tmp_path):
     }
     kernel.ok("handle.stop()\nhandle.stop()")
     assert kernel.value("handle.running") is False
+    assert refused(url)
+    kernel.ok("threaded = nbcog.serve(Predictor, port=0, thread=True, name='threaded')")
+    cell = kernel.ok("result = await threaded.apredict(text='ef')\nprint(result.output)")
+    assert cell.stdout == "echoing ef\nef\n"
+    assert kernel.value("repr(threaded)").endswith("(thread, running)>")
 
 
 def test_failed_prediction_is_one_line_error(kernel, tmp_path):

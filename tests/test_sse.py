@@ -24,12 +24,12 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 
+from nbcog.core.broadcaster import BroadcasterStats
 from nbcog.testing import RunningServer, serve_in_thread
 
 WAIT = 30.0
@@ -207,7 +207,7 @@ class Item:
 
     name: str
     data: Any
-    at: float  # time.monotonic() when its bytes had arrived
+    at: float  # time.monotonic() when parsed (as its bytes arrived, when read incrementally)
 
 
 def parse_block(block: str, at: float) -> Item:
@@ -305,6 +305,7 @@ class RawStream:
 
     def next_item(self) -> Item | None:
         """The next event or comment, or None once the response has ended."""
+        self._pump()  # what arrived with the head, or in the previous read
         while self._next >= len(self.items):
             if self.ended or self.eof:
                 return None
@@ -384,10 +385,11 @@ def tokens(n: int, start: int = 0) -> list[str]:
 
 
 class Hooks:
-    """A local webhook receiver recording every body POSTed to it."""
+    """A local receiver: webhook bodies POSTed to it, and file uploads PUT to it."""
 
     def __init__(self) -> None:
         self.bodies: list[dict[str, Any]] = []
+        self.uploads: dict[str, bytes] = {}
         self._cond = threading.Condition()
         hooks = self
 
@@ -401,16 +403,30 @@ class Hooks:
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 
+            def do_PUT(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                with hooks._cond:
+                    hooks.uploads[self.path] = body
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
         self._thread.start()
 
     @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self._server.server_port}"
+
+    @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self._server.server_port}/hook"
+        return self.base + "/hook"
 
     def request(self, **input_: Any) -> dict[str, Any]:
         """A create body whose start and completed webhooks come here."""
@@ -450,14 +466,20 @@ def hooks() -> Iterator[Hooks]:
     receiver.close()
 
 
+def broadcaster_stats(s: RunningServer, prediction_id: str) -> BroadcasterStats | None:
+    """The in-flight prediction's broadcaster statistics (None once it has ended)."""
+
+    def stats() -> BroadcasterStats | None:
+        entry = s.server.service.get(prediction_id)
+        return None if entry is None else entry.broadcaster.stats()
+
+    return s.call(stats)
+
+
 def stream_subscribers(s: RunningServer, prediction_id: str) -> int:
     """How many subscribers the in-flight prediction's broadcaster has (-1 once it ended)."""
-
-    def count() -> int:
-        entry = s.server.service.get(prediction_id)
-        return -1 if entry is None else entry.broadcaster.stats().subscribers
-
-    return s.call(count)
+    stats = broadcaster_stats(s, prediction_id)
+    return -1 if stats is None else stats.subscribers
 
 
 def wait_until(condition: Callable[[], bool]) -> None:
@@ -471,7 +493,7 @@ def wait_until(condition: Callable[[], bool]) -> None:
 
 
 def test_every_event_type_and_payload_as_coglet_sends_them(serve_source, connect):
-    """start, log, metric (increment, append, replace, deletes as null), output, completed: coglet's bytes."""
+    """start, log, metric (increment, append, replace, delete = null), output, completed."""
     with serve_source(EVENTS) as s:
         stream = connect(s, "POST", "/predictions", {"id": "e1", "input": {"word": "w"}})
         items = stream.read_to_end()
@@ -513,7 +535,7 @@ def test_post_and_put_both_create_streams(serve_source, connect):
 
 
 def test_predictor_raising_mid_stream_ends_with_completed_failed(serve_source, connect):
-    """A generator that raises after two chunks: completed is failed, with error, logs and partial output."""
+    """A generator raising after two chunks: completed failed, with error, logs, partial output."""
     with serve_source(GATED) as s:
         stream = connect(
             s, "POST", "/predictions", {"id": "f1", "input": {"n": 5, "fail_at": 2, "say": "working"}}
@@ -583,6 +605,17 @@ def test_path_outputs_stream_as_data_urls(serve_source, connect):
     assert items[-1].data["output"] == urls
 
 
+def test_path_outputs_stream_as_uploaded_urls(serve_source, connect, hooks):
+    """With an upload URL, each file's output event carries the URL it was uploaded to."""
+    with serve_source(PATH_OUT, upload_url=hooks.base + "/up") as s:
+        items = connect(s, "POST", "/predictions", {}).read_to_end()
+    urls = [hooks.base + "/up/a.txt", hooks.base + "/up/b.json"]
+    outputs = sorted((i.data for i in items if i.name == "output"), key=lambda d: d["index"])
+    assert outputs == [{"chunk": urls[0], "index": 0}, {"chunk": urls[1], "index": 1}]
+    assert items[-1].data["output"] == urls
+    assert hooks.uploads == {"/up/a.txt": b"hello", "/up/b.json": b"{}"}
+
+
 ASYNC_GEN = """
 import asyncio
 import os
@@ -602,7 +635,7 @@ class Predictor(BaseRunner):
 
 
 def test_async_generator_chunks_stream_live(serve_source, connect, tmp_path):
-    """An async generator's first chunk arrives while it is still running (nbcog, not §21.6's buffering)."""
+    """An async generator's first chunk arrives while it runs (nbcog, not §21.6's buffering)."""
     gate = tmp_path / "gate"
     with serve_source(ASYNC_GEN) as s:
         stream = connect(s, "POST", "/predictions", {"input": {"gate": str(gate)}})
@@ -654,6 +687,26 @@ def test_decorator_forms_opt_in(serve_source, connect, imports, decorator, base,
     assert document["paths"]["/predictions"]["post"]["x-cog-streaming"] is True
 
 
+FUNCTION = """
+from typing import Iterator
+
+import cog
+
+
+@cog.streaming
+def run(n: int = 2) -> Iterator[str]:
+    for i in range(n):
+        yield f"t{i}"
+"""
+
+
+def test_function_predictor_opts_in(serve_source, connect):
+    """A plain function with @cog.streaming (``predict.py:run``) streams too."""
+    with serve_source(FUNCTION, name="run") as s:
+        items = connect(s, "POST", "/predictions", {}).read_to_end()
+    assert kinds(items) == ["start", "t0", "t1", "completed"]
+
+
 CELL = """\
 from typing import Iterator
 from cog import BaseRunner, streaming
@@ -695,7 +748,7 @@ def test_class_built_from_source_text_opts_in(connect, monkeypatch):
 
 
 def test_without_opt_in_sse_is_406_but_iterators_work_as_json(serve_source, connect, tmp_path):
-    """No @streaming: SSE on POST, PUT and PUT attach gets coglet's 406; JSON still gets the chunks."""
+    """No @streaming: SSE on POST, PUT and PUT attach gets coglet's 406; JSON still gets chunks."""
     gate = tmp_path / "gate"
     with serve_source(NOT_OPTED_IN) as s:
         for method, path in (("POST", "/predictions"), ("PUT", "/predictions/new1")):
@@ -715,9 +768,8 @@ def test_without_opt_in_sse_is_406_but_iterators_work_as_json(serve_source, conn
         attach = connect(s, "PUT", "/predictions/held", {})
         assert (attach.status, attach.json_body()) == (406, NOT_STREAMING)
         gate.touch()
+        wait_until(lambda: stream_subscribers(s, "held") == -1)  # "held" has finished
         sync = requests.post(s.url + "/predictions", json={"input": {"n": 2}}, timeout=WAIT)
-        while sync.status_code == 409:  # "held" is finishing
-            sync = requests.post(s.url + "/predictions", json={"input": {"n": 2}}, timeout=WAIT)
         document = requests.get(s.url + "/openapi.json", timeout=WAIT).json()
     assert sync.json()["output"] == ["t0", "t1"]
     assert "x-cog-streaming" not in document["paths"]["/predictions"]["post"]
@@ -760,7 +812,8 @@ from cog import BaseRunner, streaming
 class Predictor(BaseRunner):
     def setup(self) -> None:
         deadline = time.monotonic() + 120
-        while not os.path.exists(os.environ["NBCOG_TEST_SETUP_GATE"]) and time.monotonic() < deadline:
+        gate = os.environ["NBCOG_TEST_SETUP_GATE"]
+        while not os.path.exists(gate) and time.monotonic() < deadline:
             time.sleep(0.005)
 
     @streaming
@@ -824,7 +877,7 @@ def test_sse_errors_before_the_stream_are_plain_json(serve_source, connect, tmp_
     ],
 )
 def test_accept_parsing(serve_source, connect, accept, sse):
-    """SSE only when a comma-separated part is exactly text/event-stream (params ignored, case-sensitive)."""
+    """SSE only when a comma-separated part is text/event-stream (params ignored, case matters)."""
     with serve_source(GATED) as s:
         response = connect(s, "POST", "/predictions", {"input": {"n": 1}}, headers=(("Accept", accept),))
         if sse:
@@ -869,11 +922,11 @@ def test_keepalive_when_idle_and_its_timer_restarts_on_each_event(serve_source, 
     """`: keep-alive` after `keepalive` s of silence; none while events come faster than that."""
     gate = tmp_path / "gate"
     with serve_source(GATED, keepalive=1.0) as s:
-        # 50 events 20 ms apart (1 s in all), then silence at the gate.
+        # 75 events 20 ms apart (1.5 s in all), then silence at the gate.
         stream = connect(
-            s, "POST", "/predictions", {"input": {"n": 50, "pace": 0.02, "hold_at": 50, "gate": str(gate)}}
+            s, "POST", "/predictions", {"input": {"n": 75, "pace": 0.02, "hold_at": 75, "gate": str(gate)}}
         )
-        paced = stream.read_until(is_output(49))
+        paced = stream.read_until(is_output(74))
         idle = stream.read_until(lambda item: item.name == ":")
         idle += stream.read_until(lambda item: item.name == ":")
         gate.touch()
@@ -890,7 +943,7 @@ def test_keepalive_when_idle_and_its_timer_restarts_on_each_event(serve_source, 
 
 
 def test_late_subscriber_gets_full_replay_then_live_without_gap_or_duplicate(serve_source, connect, tmp_path):
-    """A PUT SSE attach mid-run receives the history from start, then live: the creator's exact bytes."""
+    """A PUT SSE attach mid-run gets the history, then live events: the creator's exact bytes."""
     gate = tmp_path / "gate"
     with serve_source(GATED) as s:
         creator = connect(s, "POST", "/predictions", {"id": "late", "input": {"n": 10, "hold_at": 5, "gate": str(gate)}})
@@ -911,7 +964,7 @@ def test_late_subscriber_gets_full_replay_then_live_without_gap_or_duplicate(ser
 def test_truncated_replay_sends_error_with_skipped_and_closes(
     serve_source, connect, tmp_path, monkeypatch, configured_by
 ):
-    """History 2 after 10 events: the late subscriber gets only the error with skipped 8, then EOF."""
+    """History 2 after 10 events: the late subscriber gets only the error, skipped 8, then EOF."""
     gate = tmp_path / "gate"
     options: dict[str, Any] = {}
     if configured_by == "env":
@@ -926,7 +979,8 @@ def test_truncated_replay_sends_error_with_skipped_and_closes(
         gate.touch()
         creator_items = creator.read_to_end()
     assert bytes(late.body) == (
-        b'event: error\ndata: {"error":"SSE stream replay truncated; events were dropped","skipped":8}\n\n'
+        b'event: error\ndata: {"error":"SSE stream replay truncated; events were dropped",'
+        b'"skipped":8}\n\n'
     )
     assert [(i.name, i.data) for i in late_items] == [("error", {"error": TRUNCATED, "skipped": 8})]
     # The creator was still there: the truncated subscriber leaving canceled nothing.
@@ -988,8 +1042,9 @@ def test_creator_disconnect_cancels_promptly_while_nothing_is_written(
         closed_at = time.monotonic()
         stream.close()
         done = hooks.terminal()
-        # Without noticing the hang-up the predictor would hold for 120 s.
-        assert time.monotonic() - closed_at < WAIT
+        # Noticed without writing anything: well before a 15 s keep-alive would have failed
+        # (the predictor would hold for 120 s).
+        assert time.monotonic() - closed_at < 10
         assert requests.post(s.url + f"/predictions/{done['id']}/cancel", timeout=WAIT).status_code == 404
     assert done["status"] == "canceled"
 
@@ -997,7 +1052,7 @@ def test_creator_disconnect_cancels_promptly_while_nothing_is_written(
 def test_attached_subscriber_keeps_the_prediction_alive_until_it_leaves(
     serve_source, connect, hooks, tmp_path
 ):
-    """Creator gone, a PUT subscriber remains: it runs on; the last subscriber leaving cancels it."""
+    """Creator gone, a PUT subscriber remains: it runs on; the last one leaving cancels it."""
     gate, never = tmp_path / "gate", tmp_path / "never"
     with serve_source(GATED) as s:
         request = hooks.request(n=6, hold_at=2, gate=str(gate), hold2_at=4, gate2=str(never))
@@ -1056,7 +1111,7 @@ def test_sync_json_client_disconnect_cancels(serve_source, hooks, tmp_path):
 
 
 def test_hundred_concurrent_subscribers_all_receive_every_event_in_order(serve_source, connect, tmp_path):
-    """The creator and 99 PUT subscribers, on their own threads, each get start, 200 tokens, completed."""
+    """The creator and 99 PUT subscribers, each on a thread, get start, 200 tokens, completed."""
     gate = tmp_path / "gate"
     joined = threading.Semaphore(0)
     results: dict[int, list[Item]] = {}
@@ -1067,7 +1122,7 @@ def test_hundred_concurrent_subscribers_all_receive_every_event_in_order(serve_s
             stream.read_until(is_output(9))
             joined.release()
             results[number] = stream.read_to_end()
-        except BaseException as exc:  # noqa: BLE001 - reported by the main thread
+        except BaseException as exc:
             errors.append(exc)
             joined.release()
 
@@ -1091,7 +1146,7 @@ def test_hundred_concurrent_subscribers_all_receive_every_event_in_order(serve_s
 
 
 def test_a_subscriber_that_never_reads_is_lagged_and_stalls_nobody(serve_source, connect, tmp_path):
-    """A non-reading subscriber gets a prefix then the lag error (coglet's skipped); the other gets all."""
+    """A non-reader gets a prefix then the lag error (coglet's skipped); the other gets all."""
     gate = tmp_path / "gate"
     n, pad = 20_000, 1000  # 20 MB: far more than socket buffers and the 1024-event queue hold
     with serve_source(GATED) as s:
@@ -1117,3 +1172,35 @@ def test_a_subscriber_that_never_reads_is_lagged_and_stalls_nobody(serve_source,
     assert error.name == "error"
     total = n + 2  # start, the outputs, completed
     assert error.data == {"error": LAGGED, "skipped": total - len(prefix) - 1024}
+
+
+def test_a_lagged_creator_stream_closes_and_cancels_the_prediction(
+    serve_source, connect, hooks, tmp_path
+):
+    """A creator 1024+ events behind gets the lag error; its stream ending cancels (§11.4)."""
+    n, pad = 20_000, 1000
+    with serve_source(GATED) as s:
+        request = hooks.request(n=n + 1, pad=pad, hold_at=n, gate=str(tmp_path / "never"))
+        creator = connect(s, "PUT", "/predictions/lc", request, rcvbuf=4096)
+        assert kinds(creator.read_until(lambda item: item.name == "start")) == ["start"]
+        # Everything up to the hold is published (start + n outputs); the creator read none of it.
+        wait_until(
+            lambda: (stats := broadcaster_stats(s, "lc")) is not None and stats.published == n + 1
+        )
+        assert broadcaster_stats(s, "lc") == BroadcasterStats(
+            published=n + 1,
+            history_len=1024,
+            history_capacity=1024,
+            evicted=n + 1 - 1024,
+            subscribers=1,
+            lagged_subscribers=1,
+            largest_queue=0,
+        )
+        *prefix, error = creator.read_to_end()
+        done = hooks.terminal()
+    assert kinds(prefix) == ["start", *tokens(len(prefix) - 1)]
+    assert (error.name, error.data) == (
+        "error",
+        {"error": LAGGED, "skipped": n + 1 - len(prefix) - 1024},
+    )
+    assert (done["status"], len(done["output"])) == ("canceled", n)

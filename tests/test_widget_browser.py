@@ -73,7 +73,8 @@ from nbcog.widget import PredictionView, ServerMonitor
 server = nbcog.Server("predict.py:Predictor", port=0)
 server.start()
 await server.wait_until_ready(60)
-Path("server_url.txt").write_text(server.url)""",
+Path("server_url.txt").write_text(server.url)
+print("serving at", server.url)""",
     """\
 entry = server.service.create(CreateRequest(input={"n": 100}), mode=Mode.ASYNC)
 view = PredictionView(entry, server.service, base_url=server.url)
@@ -236,9 +237,11 @@ def test_live_widget_in_jupyterlab(tmp_path):
             row = page.locator(".nbcog-monitor tr[data-id=from_outside]")
             row.locator(".nbcog-status[data-status=succeeded]").wait_for()
             row.click()
-            opened = page.locator(".nbcog-view", has=page.locator(".nbcog-id", has_text="from_outside"))
+            title = page.locator(".nbcog-id", has_text="from_outside")
+            opened = page.locator(".nbcog-view", has=title)
             opened.locator(".nbcog-status[data-status=succeeded]").wait_for()
-            assert opened.locator(".nbcog-output-text").inner_text().strip() == "token0 token1 token2"
+            text = opened.locator(".nbcog-output-text").inner_text()
+            assert text.strip() == "token0 token1 token2"
 
             page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
             page.wait_for_function(

@@ -70,9 +70,7 @@ class Subscription:
         "skipped",
     )
 
-    def __init__(
-        self, broadcaster: Broadcaster, wake: Callable[[], None], capacity: int
-    ) -> None:
+    def __init__(self, broadcaster: Broadcaster, wake: Callable[[], None], capacity: int) -> None:
         self._broadcaster = broadcaster
         self._wake = wake
         self._capacity = capacity
@@ -179,7 +177,7 @@ class Broadcaster:
         if batch[-1].ends_stream:
             self.final = batch[-1]
         for subscriber in self._subscribers:
-            subscriber._push(batch)  # noqa: SLF001 - the two classes are one unit
+            subscriber._push(batch)
 
     def subscribe(
         self,
@@ -205,15 +203,15 @@ class Broadcaster:
             raise ValueError(msg)
         subscription = Subscription(self, wake, capacity)
         if replay and self._evicted:
-            subscription._replay = [  # noqa: SLF001
+            subscription._replay = [
                 events.stream_error_event(events.REPLAY_TRUNCATED, self._evicted)
             ]
             subscription.skipped = self._evicted
             return subscription
         if replay and self._history:
-            subscription._replay = list(self._history)  # noqa: SLF001
+            subscription._replay = list(self._history)
         elif self.final is not None:
-            subscription._replay = [self.final]  # noqa: SLF001
+            subscription._replay = [self.final]
         if self.final is None:
             self._subscribers = (*self._subscribers, subscription)
         return subscription

@@ -67,6 +67,7 @@ class Server:
         self._http: tornado.httpserver.HTTPServer | None = None
         self._webhooks: WebhookSender | None = None
         self._stopped: asyncio.Event | None = None
+        self._closing: asyncio.Future[None] | None = None
 
     @property
     def url(self) -> str:
@@ -148,7 +149,7 @@ class Server:
             return
         http, self._http = self._http, None
         http.stop()
-        asyncio.ensure_future(http.close_all_connections())
+        self._closing = asyncio.ensure_future(http.close_all_connections())
         if self.service is not None:
             self.service.close()
         if self._webhooks is not None:
@@ -162,6 +163,12 @@ class Server:
             self.start()
         assert self._stopped is not None
         await self._stopped.wait()
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """After ``stop()``: wait until every open connection has been closed."""
+        if self._closing is not None:
+            await self._closing
 
     def run(self) -> None:
         """Blocking: serve on a new asyncio loop until stopped (the CLI's entry point)."""

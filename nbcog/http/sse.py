@@ -32,16 +32,51 @@ class StreamTarget(Protocol):
 
 
 class Closer:
-    """Lets ``on_connection_close`` wake a stream that is waiting for events."""
+    """Wakes a stream waiting for events: new events are pending, or the client has gone.
+
+    Cheaper than ``asyncio.wait_for(event.wait(), timeout)``, which costs a task and two
+    extra loop turns per wake-up (time to first output): here, one future and one timer.
+    Used only on the loop thread.
+    """
 
     def __init__(self) -> None:
-        self.wake = asyncio.Event()
         self.closed = False
+        self._woken = False
+        self._waiter: asyncio.Future[bool] | None = None
+
+    def wake(self) -> None:
+        """Something happened: a pending ``wait`` returns True (a later one at once)."""
+        self._woken = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
 
     def close(self) -> None:
         """The client has gone."""
         self.closed = True
-        self.wake.set()
+        self.wake()
+
+    def clear(self) -> None:
+        """Forget past wake-ups (the caller is about to look for itself)."""
+        self._woken = False
+
+    async def wait(self, timeout: float) -> bool:
+        """True once woken, False after ``timeout`` seconds without a wake-up."""
+        if self._woken:
+            return True
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(timeout, _expire, waiter)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
 
 
 async def stream_events(
@@ -58,8 +93,7 @@ async def stream_events(
         TooManySubscribers: before anything is written (so the caller can answer 429).
         tornado.iostream.StreamClosedError: when the client left mid-write.
     """
-    wake = closer.wake
-    subscription = service.subscribe_http(entry, wake.set)
+    subscription = service.subscribe_http(entry, closer.wake)
     try:
         handler.set_status(200)
         handler.set_header("Content-Type", "text/event-stream")
@@ -67,7 +101,7 @@ async def stream_events(
         handler.set_header("X-Accel-Buffering", "no")
         await handler.flush()
         while not closer.closed:
-            wake.clear()
+            closer.clear()
             batch = subscription.take()
             if batch:
                 handler.write(b"".join([event.wire for event in batch]))
@@ -75,9 +109,7 @@ async def stream_events(
                 if subscription.done:
                     break
                 continue
-            try:
-                await asyncio.wait_for(wake.wait(), keepalive)
-            except asyncio.TimeoutError:
+            if not await closer.wait(keepalive):
                 handler.write(KEEPALIVE)
                 await handler.flush()
     finally:

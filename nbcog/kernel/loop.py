@@ -90,7 +90,7 @@ def block_on(
         KeyboardInterrupt: the kernel was interrupted during the wait (once the cancelled
             coroutine has finished, or at once on a second interrupt).
     """
-    if asyncio._get_running_loop() is loop:
+    if asyncio._get_running_loop() is loop:  # this thread is inside that loop's run
         return _nested(loop, make(sink))
     if loop.is_running():
         return _from_other_thread(loop, make, sink)

@@ -68,6 +68,10 @@ def label_of(predictor: object) -> str:
 
 
 def _running_loop() -> asyncio.AbstractEventLoop | None:
+    """The loop running in this thread, or None (``get_running_loop`` raises instead).
+
+    Inside a notebook cell this is the kernel's loop: ipykernel runs cells from its callbacks.
+    """
     return asyncio._get_running_loop()
 
 

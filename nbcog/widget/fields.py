@@ -218,7 +218,7 @@ def _control(
 def build_field(name: str, prop: dict[str, Any], *, required: bool) -> Field:
     """The control, label, help line and error line of one input property."""
     control, read = _control(name, prop)
-    title = escape(prop.get("title") or name)
+    title = escape(prop.get("title") or name.replace("_", " ").title())  # choices have none
     label = ipywidgets.HTML(
         f"<b>{title}</b>{' *' if required else ''}", layout=ipywidgets.Layout(width="10em")
     )

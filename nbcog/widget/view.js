@@ -7,9 +7,10 @@
 // already included in its state. When the prediction ends, the final state is written to
 // the model's traits (`done` becomes true) and every view redraws from them.
 //
-// The sync request is repeated until the full state arrives: a comm message sent while the
-// frontend is setting up its kernel subshell can be dropped by the kernel ("Unknown
-// subshell_id", JupyterLab 4.5+ with ipykernel 7), and a view must not stay blank for that.
+// The sync request is repeated until the full state arrives: the kernel may drop a comm
+// message (ipykernel 7 routes it to the subshell of the widget's last message, and logs
+// "Unknown subshell_id" if JupyterLab has closed that subshell; see context.py), and a view
+// must not stay blank because of one lost message.
 
 const SYNC_RETRY_MS = 1000;
 
@@ -60,6 +61,13 @@ function flatten(value, prefix, rows) {
     rows.push([prefix, value]);
   }
   return rows;
+}
+
+function formatValue(value) {
+  if (typeof value === "number" && !Number.isInteger(value)) {
+    return String(Number(value.toPrecision(6)));
+  }
+  return JSON.stringify(value);
 }
 
 function formatSeconds(ms) {
@@ -155,7 +163,7 @@ function render({ model, el }) {
       const row = h("tr");
       row.dataset.metric = key;
       const mode = state.metric_modes[key] || (key === "predict_time" ? "runtime" : "");
-      row.append(h("td", null, key), h("td", null, JSON.stringify(value)), h("td", null, mode));
+      row.append(h("td", null, key), h("td", null, formatValue(value)), h("td", null, mode));
       table.appendChild(row);
     }
     metricsBox.appendChild(table);
@@ -176,6 +184,7 @@ function render({ model, el }) {
     text.hidden = !state.output_text;
     items.replaceChildren(...state.output_items.map(itemNode));
     logs.replaceChildren(document.createTextNode(state.logs));
+    logsBox.hidden = !state.logs;
     logs.scrollTop = logs.scrollHeight;
     text.scrollTop = text.scrollHeight;
     timelineList.replaceChildren();
@@ -199,6 +208,7 @@ function render({ model, el }) {
     }
     if (d.logs) {
       state.logs += d.logs;
+      logsBox.hidden = false;
       appendFollowing(logs, d.logs);
     }
     if (d.metrics || d.metric_modes) {

@@ -1,4 +1,0 @@
-import gc
-def test_gc():
-    """collect"""
-    gc.collect()
