@@ -91,7 +91,9 @@ class _Outputs:
         encoded = value if type(value) in _PLAIN_JSON else self._files.encode_chunk(value)
         event = events.output_event(encoded, self.index)
         # json writes NaN/Infinity, which is not JSON: fail as coglet does, never send it.
-        if b"NaN" in event.wire or b"Infinity" in event.wire:
+        # A str chunk is quoted whole, so it cannot hold one; skipping it spares a regex scan
+        # of the whole chunk whenever a token or base64 data URL merely contains "NaN".
+        if type(encoded) is not str and (b"NaN" in event.wire or b"Infinity" in event.wire):
             problem = non_finite_error(encoded)
             if problem is not None:
                 raise _RejectedOutput(f"Prediction failed: Failed to parse output JSON: {problem}")
