@@ -171,8 +171,14 @@ class Prediction:
             return dict(self.metrics)
         return {**self.metrics, "predict_time": predict_time}
 
-    def snapshot(self, *, with_input: bool = False) -> dict[str, Any]:
-        """The prediction object of webhooks, SSE ``completed`` and PUT attach (spec §9.1)."""
+    def snapshot(self, *, with_input: bool = False, partial_output: bool = True) -> dict[str, Any]:
+        """The prediction object of webhooks, SSE ``completed`` and PUT attach (spec §9.1).
+
+        Args:
+            with_input: add the validated input (the PUT attach response).
+            partial_output: include the chunks so far while not succeeded; the sync JSON
+                body (spec §9.2) leaves them out.
+        """
         body: dict[str, Any] = {
             "id": self.id,
             "status": self.status.value,
@@ -181,7 +187,7 @@ class Prediction:
         }
         if self.status is Status.SUCCEEDED:
             body["output"] = self.output
-        elif self.chunks:
+        elif self.chunks and partial_output:
             body["output"] = list(self.chunks)
         if self.status is Status.FAILED:
             body["error"] = self.error
@@ -191,14 +197,4 @@ class Prediction:
 
     def sync_body(self) -> dict[str, Any]:
         """The body of a sync JSON response (spec §9.2): no partial output when not succeeded."""
-        body: dict[str, Any] = {
-            "id": self.id,
-            "status": self.status.value,
-            "logs": self.logs,
-            "metrics": self._metrics_view(),
-        }
-        if self.status is Status.SUCCEEDED:
-            body["output"] = self.output
-        elif self.status is Status.FAILED:
-            body["error"] = self.error
-        return body
+        return self.snapshot(partial_output=False)

@@ -178,29 +178,19 @@ class Runner:
     # -- sync --------------------------------------------------------------------------
 
     def _run_sync(self, job: Job) -> None:
-        capture.install()
-        log = capture.LogCapture(lambda source, text: job.put(events.log_event(source, text)))
-        scope = PredictionScope(job.put, job.context)
-        inputs = InputFiles()
-        files = OutputFiles(job.upload_url)
-        outputs = _Outputs(job, files)
-        result: Finished
-        log.activate()
+        resources = _PredictionResources(job)
         try:
-            with scope_active(scope):
-                job.put(events.start_event(job.prediction_id))
-                result = self._call_sync(job, inputs, outputs)
+            with resources:
+                result = self._call_sync(job, resources)
         finally:
-            log.deactivate()
-            inputs.cleanup()
-            files.close()
+            resources.inputs.cleanup()
         job.put(result)
 
-    def _call_sync(self, job: Job, inputs: InputFiles, outputs: _Outputs) -> Finished:
-        handler = job.handler
+    def _call_sync(self, job: Job, resources: _PredictionResources) -> Finished:
+        handler, outputs = job.handler, resources.outputs
         prefix = "Training failed: " if job.training else "Prediction failed: "
         try:
-            kwargs = handler.coerce(job.values, inputs.download)
+            kwargs = handler.coerce(job.values, resources.inputs.download)
         except Exception as exc:  # noqa: BLE001 - download failures end the prediction
             return Finished(Status.FAILED, str(exc))
         try:
@@ -216,24 +206,12 @@ class Runner:
                     _emit_all_or_raise(outputs, result)
             finally:
                 self._leave_user_code(job)
-        except _SerializeError as exc:
-            if job.cancel_requested:
-                return Finished(Status.CANCELED)
-            return Finished(Status.FAILED, _failure("Failed to serialize output: ", exc.__cause__ or exc))
-        except (UploadError, _RejectedOutput) as exc:
-            return Finished(Status.CANCELED if job.cancel_requested else Status.FAILED, str(exc))
         except BaseException as exc:  # noqa: BLE001 - SystemExit too fails only this prediction
             # A cancel can fire between predict()'s return and the finally's lock, leaving the
             # thread marked as in user code: unmark it before another cancel lands in the runner.
             self._leave_user_code(job)
-            if job.cancel_requested or isinstance(exc, CancelationException):
-                return Finished(Status.CANCELED, output_is_array=outputs.is_array)
-            return Finished(
-                Status.FAILED, _failure(prefix, exc), outputs.is_array, _format_traceback(exc)
-            )
-        if job.cancel_requested:
-            return Finished(Status.CANCELED, output_is_array=outputs.is_array)
-        return Finished(Status.SUCCEEDED, output_is_array=outputs.is_array)
+            return _ending(job, outputs, prefix, exc)
+        return _ending(job, outputs, prefix)
 
     @staticmethod
     def _enter_user_code(job: Job) -> None:
@@ -255,32 +233,25 @@ class Runner:
 
     async def _run_async(self, job: Job) -> None:
         job._task = asyncio.current_task()
-        capture.install()
-        log = capture.LogCapture(lambda source, text: job.put(events.log_event(source, text)))
-        scope = PredictionScope(job.put, job.context)
-        inputs = InputFiles()
-        files = OutputFiles(job.upload_url)
-        outputs = _Outputs(job, files)
-        log.activate()
+        resources = _PredictionResources(job)
         try:
-            with scope_active(scope):
-                job.put(events.start_event(job.prediction_id))
-                result = await self._call_async(job, inputs, outputs)
+            with resources:
+                result = await self._call_async(job, resources)
         finally:
-            log.deactivate()
-            cleanup = asyncio.get_running_loop().run_in_executor(None, inputs.cleanup)
+            cleanup = asyncio.get_running_loop().run_in_executor(None, resources.inputs.cleanup)
             # A repeated cancel landing here must not end the task before the result is put.
             with contextlib.suppress(asyncio.CancelledError):
                 await asyncio.shield(cleanup)
-            files.close()
         job.put(result)
 
-    async def _call_async(self, job: Job, inputs: InputFiles, outputs: _Outputs) -> Finished:
-        handler = job.handler
+    async def _call_async(self, job: Job, resources: _PredictionResources) -> Finished:
+        handler, outputs = job.handler, resources.outputs
         prefix = "Async training failed: " if job.training else "Async prediction failed: "
         loop = asyncio.get_running_loop()
         try:
-            kwargs = await loop.run_in_executor(None, handler.coerce, job.values, inputs.download)
+            kwargs = await loop.run_in_executor(
+                None, handler.coerce, job.values, resources.inputs.download
+            )
         except asyncio.CancelledError:
             return Finished(Status.CANCELED)
         except Exception as exc:  # noqa: BLE001 - download failures end the prediction
@@ -294,19 +265,62 @@ class Runner:
                     _emit_or_raise(outputs, item)
             else:
                 _emit_all_or_raise(outputs, await handler.fn(**kwargs))
-        except _SerializeError as exc:
-            return Finished(Status.FAILED, _failure("Failed to serialize output: ", exc.__cause__ or exc))
-        except (UploadError, _RejectedOutput) as exc:
-            return Finished(Status.CANCELED if job.cancel_requested else Status.FAILED, str(exc))
         except BaseException as exc:  # noqa: BLE001 - SystemExit too fails only this prediction
-            if job.cancel_requested or isinstance(exc, (asyncio.CancelledError, CancelationException)):
-                return Finished(Status.CANCELED, output_is_array=outputs.is_array)
-            return Finished(
-                Status.FAILED, _failure(prefix, exc), outputs.is_array, _format_traceback(exc)
-            )
-        if job.cancel_requested:
-            return Finished(Status.CANCELED, output_is_array=outputs.is_array)
+            return _ending(job, outputs, prefix, exc)
+        return _ending(job, outputs, prefix)
+
+
+class _PredictionResources:
+    """What one prediction owns while it runs: log capture, metric scope, input/output files.
+
+    Entering captures logs and activates the scope in the current thread (or task) and puts
+    the ``start`` event; leaving flushes partial log lines and removes output temp files. The
+    caller removes input downloads (off the async loop, for async predictors).
+    """
+
+    def __init__(self, job: Job) -> None:
+        capture.install()
+        self._job = job
+        self._log = capture.LogCapture(
+            lambda source, text: job.put(events.log_event(source, text))
+        )
+        self._scope = scope_active(PredictionScope(job.put, job.context))
+        self.inputs = InputFiles()
+        self._files = OutputFiles(job.upload_url)
+        self.outputs = _Outputs(job, self._files)
+
+    def __enter__(self) -> _PredictionResources:
+        self._log.activate()
+        self._scope.__enter__()
+        self._job.put(events.start_event(self._job.prediction_id))
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._scope.__exit__(None, None, None)
+        self._log.deactivate()
+        self._files.close()
+
+
+def _ending(
+    job: Job, outputs: _Outputs, prefix: str, exc: BaseException | None = None
+) -> Finished:
+    """How a prediction ended, given what predict() raised (None: it returned).
+
+    Once a cancel has been requested the prediction is canceled however predict() exits
+    (spec §14); otherwise the exception picks the error string of spec §9.4.
+    """
+    if job.cancel_requested or isinstance(exc, (CancelationException, asyncio.CancelledError)):
+        return Finished(Status.CANCELED, output_is_array=outputs.is_array)
+    if exc is None:
         return Finished(Status.SUCCEEDED, output_is_array=outputs.is_array)
+    if isinstance(exc, _SerializeError):
+        cause = exc.__cause__ or exc
+        return Finished(Status.FAILED, _failure("Failed to serialize output: ", cause))
+    if isinstance(exc, (UploadError, _RejectedOutput)):
+        return Finished(Status.FAILED, str(exc))
+    return Finished(
+        Status.FAILED, _failure(prefix, exc), outputs.is_array, _format_traceback(exc)
+    )
 
 
 def _is_stream(result: Any) -> bool:
