@@ -15,6 +15,7 @@ import enum
 import logging
 import os
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -385,7 +386,11 @@ class PredictionService:
             kind="training" if training else "prediction",
         )
         broadcaster = Broadcaster(self.history_capacity)
-        entry_ref: list[InFlight] = []
+        # The pipe reaches its entry through a weak reference. The entry holds the pipe, and a
+        # strong cycle would keep each finished prediction (outputs, replay history) alive
+        # until the next full garbage collection, which a long stream can put off for many
+        # predictions: RSS would grow with every long stream.
+        entry_ref: list[weakref.ref[InFlight]] = []
         pipe: EventPipe[Event | Finished] = EventPipe(
             self._loop.call_soon_threadsafe, lambda batch: self._deliver(entry_ref[0], batch)
         )
@@ -404,7 +409,7 @@ class PredictionService:
                 request.webhook, request.webhook_events_filter, request.trace_headers
             )
         entry = InFlight(prediction, broadcaster, job, mode, pipe, tracker)
-        entry_ref.append(entry)
+        entry_ref.append(weakref.ref(entry))
         self._inflight[prediction_id] = entry
         self._busy += 1
         runner = self.runtime.runner
@@ -415,7 +420,10 @@ class PredictionService:
 
     # -- events from the runner (loop thread) ------------------------------------------
 
-    def _deliver(self, entry: InFlight, batch: list[Event | Finished]) -> None:
+    def _deliver(self, ref: weakref.ref[InFlight], batch: list[Event | Finished]) -> None:
+        entry = ref()
+        if entry is None:
+            return  # finished and forgotten: ignored, like any event after the end
         # The hot loop of a fast stream. Nothing in it can end the prediction (only _finish
         # does), so "terminal" is checked once and the bound methods are looked up once.
         prediction = entry.prediction
