@@ -25,17 +25,21 @@ from nbcog.kernel.inputs import parse_inputs
 from nbcog.kernel.report import input_schema
 from nbcog.kernel.serving import CannotPredict, ServerHandle
 
-_COMMANDS = ("serve", "stop", "status", "predict", "schema")
+_COMMANDS = ("serve", "stop", "status", "predict", "schema", "watch")
 
 HELP = """\
 %cog serve NAME [--port N] [--host H] [--upload-url U] [--thread]
     Serve NAME over Cog's HTTP API: a class, instance or function defined in the notebook,
     or file.py:Name. Returns at once; setup() runs on a thread and its progress is shown.
     Serving again (re-run the cell) reloads the new code on the same port and URL.
+    Shows the live monitor of the server's predictions (HTTP ones included).
 %cog predict [-i key=value ...] [--port N]
-    Run a prediction like `cog predict`: local paths (or @path) for file inputs; the
-    output is shown inline. Blocks the cell; the server keeps answering meanwhile.
+    Run a prediction like `cog predict`: local paths (or @path) for file inputs; a live
+    view shows output, logs and metrics, then the output is shown inline. Blocks the cell;
+    the server keeps answering meanwhile.
 %cog status    URL, health, predictions in flight and recent, event-loop lag.
+%cog watch [--port N]
+    The live monitor: every prediction, newest first; click one to open its view.
 %cog schema [NAME] [--json]
     The inputs and output of the served predictor (or of NAME, without serving it).
 %cog stop [--port N]
@@ -107,7 +111,7 @@ class CogMagics(Magics):
         """Serve NAME; serving again reloads it on the same port and URL."""
         predictor = self._resolve(args.name)
         try:
-            serving.serve(
+            handle = serving.serve(
                 predictor,
                 port=args.port,
                 host=args.host,
@@ -117,6 +121,13 @@ class CogMagics(Magics):
             )
         except PortInUse as exc:
             raise UsageError(exc.strerror) from None
+        handle.watch()
+
+    @magic_arguments("cog watch")
+    @_port_argument()
+    def _watch(self, args: Any) -> None:
+        """The live monitor of a server's predictions, HTTP ones included."""
+        self._handle(args.port).watch()
 
     @magic_arguments("cog stop")
     @_port_argument()
@@ -207,7 +218,8 @@ class CogMagics(Magics):
             if document is None:
                 msg = f"setup of {handle.label} failed; `%cog status` shows its logs"
                 raise UsageError(msg)
-            result = handle.predict(**parse_inputs(args.input, input_schema(document)))
+            inputs = parse_inputs(args.input, input_schema(document))
+            result = handle.predict(show_view=True, **inputs)
         except (CannotPredict, ValueError) as exc:
             raise UsageError(str(exc)) from None
         display(result)

@@ -19,7 +19,7 @@ from typing import Any
 from nbcog.core import events
 from nbcog.core.events import Event
 from nbcog.kernel.render import output_parts
-from nbcog.service import CreateRequest, Health, Mode, PredictionService
+from nbcog.service import CreateRequest, Health, InFlight, Mode, PredictionService
 
 
 @dataclass(frozen=True)
@@ -72,9 +72,12 @@ async def setup_done(service: PredictionService) -> None:
 async def run_prediction(
     service: PredictionService,
     values: Mapping[str, Any],
-    emit: Callable[[Event | str], None],
+    emit: Callable[[Event | str | InFlight], None],
 ) -> PredictionResult:
     """Create a prediction with input ``values`` and wait for its end (serving loop only).
+
+    ``emit`` receives the new prediction's ``InFlight`` first (for a live view), then its log
+    events and notices.
 
     Raises:
         NbcogError: as for ``POST /predictions`` (not ready, busy, invalid input).
@@ -82,6 +85,7 @@ async def run_prediction(
     """
     await setup_done(service)
     entry = service.create(CreateRequest(input=dict(values)), mode=Mode.ASYNC)
+    emit(entry)
     wake = asyncio.Event()
     subscription = entry.broadcaster.subscribe(wake.set)
     finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -114,8 +118,10 @@ async def run_prediction(
     )
 
 
-def show(item: Event | str) -> None:
+def show(item: Event | str | InFlight) -> None:
     """Write a log event to the cell's stdout or stderr (as ``cog predict`` does), or a notice."""
+    if isinstance(item, InFlight):
+        return
     if isinstance(item, str):
         stream, text = sys.stderr, item
     else:

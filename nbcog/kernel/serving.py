@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from nbcog.core.errors import AtCapacity, InputValidationError, NbcogError, NotReady
 from nbcog.core.urls import PROXY_SSE_NOTE, local_url, proxy_url
 from nbcog.http.server import DEFAULT_PORT, PortInUse
+from nbcog.kernel import widgets
 from nbcog.kernel.hosting import CALL_TIMEOUT, ReloadableServer, ServerThread
 from nbcog.kernel.lag import LagMonitor
 from nbcog.kernel.loop import block_on
@@ -214,20 +215,26 @@ class ServerHandle:
         except NbcogError as error:
             raise CannotPredict(explain(error, self)) from None
 
-    def predict(self, **inputs: Any) -> PredictionResult:
+    def predict(self, show_view: bool = False, **inputs: Any) -> PredictionResult:
         """Run a prediction and return its result, blocking until it ends.
 
-        The server keeps serving outside clients meanwhile. Logs are printed as they come.
+        The server keeps serving outside clients meanwhile. Logs are printed as they come, or,
+        with ``show_view``, a live ``PredictionView`` shows the output, logs and metrics.
         Interrupting the kernel cancels this prediction (only) and raises KeyboardInterrupt.
 
         Raises:
             PredictionFailed: the prediction ended failed or canceled.
             CannotPredict: the server refused it (setup failed, busy, invalid input).
         """
-        result = block_on(self.loop, lambda emit: self._predict(inputs, emit), show)
+        sink = widgets.view_sink(self) if show_view else show
+        result = block_on(self.loop, lambda emit: self._predict(inputs, emit), sink)
         if result.status != "succeeded":
             raise PredictionFailed(result)
         return result
+
+    def watch(self) -> Any:
+        """Display the live monitor of every prediction of this server (``%cog watch``)."""
+        return widgets.show_monitor(self)
 
     def wait_until_ready(self) -> str:
         """Block until setup has ended (the server keeps serving); returns the health status."""
