@@ -206,7 +206,7 @@ def test_usage_errors_are_one_line(kernel, tmp_path):
         == "no server is running; start one with %cog serve NAME"
     )
     assert kernel.run("%cog bogus").usage_error == (
-        "unknown command 'bogus'; the commands are: serve, stop, status, predict, schema"
+        "unknown command 'bogus'; the commands are: serve, stop, status, predict, schema, watch"
     )
     assert kernel.run("%cog serve").usage_error == "the following arguments are required: name"
     assert kernel.run("%cog serve Nope").usage_error == (
@@ -302,3 +302,31 @@ def test_proxy_url_under_jupyterhub(kernel, tmp_path):
     ) in cell.stdout
     status = kernel.ok("%cog status").stdout
     assert f"  proxy:     https://hub.example.org/user/ada/proxy/{port}/  (" in status
+
+
+def test_predict_and_watch_show_live_widgets(kernel, tmp_path):
+    """%cog predict shows a live prediction view; %cog watch lists predictions made over HTTP."""
+    kernel.ok(
+        """
+from cog import BaseRunner
+
+class Predictor(BaseRunner):
+    def run(self, text: str) -> str:
+        print("echoing", text)
+        return text
+"""
+    )
+    url = serve(kernel)
+    cell = kernel.ok("%cog predict -i text=hi")
+    assert cell.stdout == "echoing hi\n"
+    views = [d for d in cell.displays if "application/vnd.jupyter.widget-view+json" in d]
+    assert views, cell.displays
+    prediction = views[0]["text/plain"].split(":")[0]  # "prediction pred_..."
+    # When it ends, the display is updated so a saved notebook keeps the final state.
+    assert kernel.wait_for_update(f"{prediction}: succeeded") == f"{prediction}: succeeded"
+    final = [u for u in kernel.updates if u["text/plain"] == f"{prediction}: succeeded"][-1]
+    assert "hi" in final["text/html"]
+    assert requests.post(url + "/predictions", json={"input": {"text": "x"}}, timeout=30).ok
+    cell = kernel.ok("%cog watch")
+    assert cell.displays[-1]["text/plain"] == "nbcog monitor: 2 predictions"
+    assert "application/vnd.jupyter.widget-view+json" in cell.displays[-1]

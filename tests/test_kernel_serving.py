@@ -81,7 +81,10 @@ def test_serve_answers_while_the_kernel_is_idle(kernel, tmp_path):
     assert f"nbcog: serving Predictor at {url} (kernel loop)" in cell.stdout
     assert f"curl -s {url}/health-check" in cell.stdout
     assert "a cell that blocks without awaiting" in cell.stdout  # said once when serving
-    assert cell.displays[-1]["text/plain"] == "setup of Predictor: starting"
+    shown = [display["text/plain"] for display in cell.displays]
+    assert "setup of Predictor: starting" in shown  # the setup progress line
+    assert shown[-1] == "nbcog monitor: 0 predictions"  # then the live monitor widget
+    assert "application/vnd.jupyter.widget-view+json" in cell.displays[-1]
     health = wait_ready(url)
     assert health["setup"]["logs"] == "loading streamer\n"
     check_outside_clients(url, streaming=True)

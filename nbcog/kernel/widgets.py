@@ -40,11 +40,11 @@ def show_monitor(handle: ServerHandle) -> ServerMonitor:
 
 
 def view_sink(handle: ServerHandle) -> Callable[[Event | str | InFlight], None]:
-    """A sink for ``run_prediction`` that shows a live ``PredictionView`` instead of raw logs.
+    """A sink for ``run_prediction`` that shows a live ``PredictionView`` as well as the logs.
 
-    The view shows the logs itself, so log events are not printed; notices still are. When the
-    prediction ends the display is refreshed, so a saved notebook keeps a static rendering of
-    the final state.
+    Logs are still written to the cell's stdout/stderr, as ``cog predict`` does, so frontends
+    without widget support (and plain-text exports) show them too. When the prediction ends
+    the display is refreshed, so a saved notebook keeps a static rendering of the final state.
     """
 
     def sink(item: Event | str | InFlight) -> None:
@@ -52,7 +52,7 @@ def view_sink(handle: ServerHandle) -> Callable[[Event | str | InFlight], None]:
             view = build(handle, lambda service: PredictionView(item, service, base_url=handle.url))
             shown: Any = display(view, display_id=True)
             view.on_done(lambda done: shown.update(done))
-        elif isinstance(item, str):
+        else:
             show(item)
 
     return sink

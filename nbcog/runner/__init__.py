@@ -1,5 +1,5 @@
 """Execution: loads the predictor, runs setup/predict/train off the serving loop, cancels.
 
-Import rule: nbcog.core, the standard library and requests. Only ``cog_adapter.py`` and
+Import rule: nbcog.core, the standard library and requests. Only the ``cog_adapter`` package and
 ``scope.py`` import cog/coglet. Never tornado, ipywidgets or IPython.
 """
