@@ -44,6 +44,7 @@ log = logging.getLogger("nbcog")
 
 SECRET_MASK = "**********"
 RECENT_LIMIT = 100
+RECENT_CHUNK_BUDGET = 1_000_000
 
 
 class Loop(Protocol):
@@ -99,6 +100,7 @@ class InFlight:
     tracker: WebhookTracker | None = None
     http_streams: int = 0
     finished: Finished | None = None
+    completed: Event | None = None
     done_callbacks: list[Callable[[InFlight], None]] = field(default_factory=list)
 
     def on_done(self, callback: Callable[[InFlight], None]) -> None:
@@ -456,9 +458,10 @@ class PredictionService:
             error=finished.error,
             output_is_array=finished.output_is_array,
         )
-        self.recent.appendleft(entry.prediction)
+        self._remember(entry.prediction)
         if completed is None:
             return
+        entry.completed = completed
         entry.broadcaster.publish([completed])
         if entry.tracker is not None:
             entry.tracker.observe(completed, entry.prediction)
@@ -466,6 +469,21 @@ class PredictionService:
         for callback in callbacks:
             callback(entry)
         self._notify("finished", entry)
+
+    def _remember(self, prediction: Prediction) -> None:
+        """Keep finished predictions for status displays, within a budget of output chunks.
+
+        Without the budget, the last ``RECENT_LIMIT`` predictions of a million tokens each would
+        pin every token in memory; the newest one is always kept.
+        """
+        self.recent.appendleft(prediction)
+        kept = 0
+        for index, each in enumerate(self.recent):
+            kept += len(each.chunks)
+            if kept > RECENT_CHUNK_BUDGET and index > 0:
+                while len(self.recent) > index:
+                    self.recent.pop()
+                break
 
     # -- subscribers and cancel --------------------------------------------------------
 

@@ -235,3 +235,27 @@ def test_shutdown_stops_server_not_process(tmp_path):
             pass
         else:
             raise AssertionError("server still answering after /shutdown")
+
+
+TOKENS = """
+from cog import BaseRunner
+from typing import Iterator
+
+class Predictor(BaseRunner):
+    def run(self, n: int) -> Iterator[str]:
+        for i in range(n):
+            yield str(i)
+"""
+
+
+def test_recent_predictions_keep_a_bounded_number_of_chunks(serve_source, monkeypatch):
+    """Finished predictions kept for status views stay within the chunk budget (newest kept)."""
+    import nbcog.service
+
+    monkeypatch.setattr(nbcog.service, "RECENT_CHUNK_BUDGET", 10)
+    with serve_source(TOKENS) as s:
+        for n in (4, 4, 4):
+            assert requests.post(s.url + "/predictions", json={"input": {"n": n}}, timeout=10).ok
+        assert s.call(lambda: [len(p.chunks) for p in s.server.service.recent]) == [4, 4]
+        assert requests.post(s.url + "/predictions", json={"input": {"n": 50}}, timeout=10).ok
+        assert s.call(lambda: [len(p.chunks) for p in s.server.service.recent]) == [50]

@@ -1,13 +1,15 @@
 """Prediction events: what SSE streams, webhooks and the widget all observe.
 
-An event is built once, on the thread that produced it, and carries its SSE encoding with it,
-so a prediction with N subscribers costs one JSON encoding per event, not N (the SSE write
-path only joins bytes). Names and payloads are coglet 0.23.1's (spec §11.3).
+An event is encoded at most once, however many subscribers it has: the SSE write path only
+joins ``wire`` bytes. Runner events (start, output, log, metric) are encoded eagerly, on the
+predictor's thread, so the serving loop does no JSON work per token. The ``completed`` event
+is encoded lazily, on first use: its snapshot can hold a 20 MB output that nobody may stream,
+and its ``json`` doubles as the body of a succeeded sync response (the same object, spec
+§9.1/§9.2). Names and payloads are coglet 0.23.1's (spec §11.3).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from json.encoder import encode_basestring as _json_str
 from typing import Any
 
@@ -26,30 +28,60 @@ REPLAY_TRUNCATED = "SSE stream replay truncated; events were dropped"
 STREAM_LAGGED = "SSE stream lagged; events were dropped"
 
 
-@dataclass(frozen=True, slots=True)
 class Event:
-    """One prediction event.
+    """One prediction event; treat it as immutable once made.
 
     Attributes:
         name: the SSE event name (``start``, ``output``, ``log``, ``metric``, ``completed``,
             ``error``).
         data: the JSON-ready payload, exactly the fields the wire carries.
-        wire: ``event: <name>\\ndata: <compact JSON>\\n\\n`` as bytes.
     """
 
-    name: str
-    data: dict[str, Any]
-    wire: bytes
+    __slots__ = ("_json", "_wire", "data", "name")
+
+    def __init__(
+        self, name: str, data: dict[str, Any], *, json: str | None = None, wire: bytes | None = None
+    ) -> None:
+        self.name = name
+        self.data = data
+        self._json = json
+        self._wire = wire
+
+    @property
+    def json(self) -> str:
+        """``data`` as compact, key-sorted JSON (computed once)."""
+        if self._json is None:
+            self._json = dumps(self.data)
+        return self._json
+
+    @property
+    def wire(self) -> bytes:
+        """``event: <name>\\ndata: <json>\\n\\n`` as bytes (computed once)."""
+        if self._wire is None:
+            self._wire = f"event: {self.name}\ndata: {self.json}\n\n".encode()
+        return self._wire
 
     @property
     def ends_stream(self) -> bool:
         """True for ``completed`` and ``error``: a stream closes right after them."""
         return self.name in TERMINAL_EVENTS
 
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Event) and (self.name, self.data) == (other.name, other.data)
+        )
+
+    __hash__ = None  # type: ignore[assignment] - data is a mutable dict
+
+    def __repr__(self) -> str:
+        return f"Event({self.name!r}, {self.data!r})"
+
 
 def make_event(name: str, data: dict[str, Any]) -> Event:
-    """Build an event and its SSE bytes (one line of compact JSON, so no data splitting)."""
-    return Event(name, data, f"event: {name}\ndata: {dumps(data)}\n\n".encode())
+    """Build an event with its SSE bytes now (one line of compact JSON: no data splitting)."""
+    event = Event(name, data, json=dumps(data))
+    event.wire  # noqa: B018 - encode on the producing thread, not on the serving loop
+    return event
 
 
 def start_event(prediction_id: str) -> Event:
@@ -62,7 +94,7 @@ def output_event(chunk: Any, index: int) -> Event:
     if chunk.__class__ is str:
         # A token stream's case, 4x cheaper than the general encoder, byte for byte the same.
         wire = f'event: output\ndata: {{"chunk":{_json_str(chunk)},"index":{index:d}}}\n\n'
-        return Event(OUTPUT, {"chunk": chunk, "index": index}, wire.encode())
+        return Event(OUTPUT, {"chunk": chunk, "index": index}, wire=wire.encode())
     return make_event(OUTPUT, {"chunk": chunk, "index": index})
 
 
@@ -77,8 +109,8 @@ def metric_event(name: str, value: Any, mode: str) -> Event:
 
 
 def completed_event(snapshot: dict[str, Any]) -> Event:
-    """``completed``: the terminal snapshot; nothing follows it."""
-    return make_event(COMPLETED, snapshot)
+    """``completed``: the terminal snapshot; nothing follows it. Encoded on first use."""
+    return Event(COMPLETED, snapshot)
 
 
 def stream_error_event(message: str, skipped: int) -> Event:

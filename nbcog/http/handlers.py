@@ -20,6 +20,7 @@ from nbcog.core.errors import (
     TrainingStreamingNotSupported,
 )
 from nbcog.core.jsonenc import dumpb
+from nbcog.core.prediction import Status
 from nbcog.http.envelope import EnvelopeError, parse_envelope
 from nbcog.http.health import HealthChecker
 from nbcog.http.sse import Closer, stream_events
@@ -291,6 +292,12 @@ class CreateHandler(CogHandler):
         await done
         self._waiting = None
         if self.request.connection.stream.closed():  # type: ignore[attr-defined]
+            return
+        completed = entry.completed
+        if completed is not None and entry.prediction.status is Status.SUCCEEDED:
+            # A succeeded sync body is the completed snapshot: reuse its encoding (spec §9).
+            self.set_header("Content-Type", "application/json")
+            self.finish(completed.json.encode())
             return
         self.send_json(200, entry.prediction.sync_body())
 

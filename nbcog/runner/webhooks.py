@@ -287,7 +287,8 @@ class WebhookTracker:
         if name == events.COMPLETED:
             self._finished = True
             if COMPLETED in self.events_filter:
-                self._send(prediction, terminal=True)
+                # The completed event *is* the terminal snapshot: reuse its encoding.
+                self._sender.submit(self.url, event.json.encode(), self._headers, terminal=True)
             return
         if name == events.START:
             if self._started:
@@ -306,8 +307,4 @@ class WebhookTracker:
         if kind == LOGS and now - self._last_sent < self._sender.interval:
             return
         self._last_sent = now
-        self._send(prediction, terminal=False)
-
-    def _send(self, prediction: Prediction, *, terminal: bool) -> None:
-        body = dumpb(prediction.snapshot())
-        self._sender.submit(self.url, body, self._headers, terminal=terminal)
+        self._sender.submit(self.url, dumpb(prediction.snapshot()), self._headers, terminal=False)
