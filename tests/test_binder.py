@@ -10,7 +10,6 @@ kernel, under a JupyterHub-style base URL, as Binder does.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -69,8 +68,10 @@ def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("binder") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=120)
     subprocess.run(
-        [str(path / "bin" / "python"), "-m", "pip", "install", "--quiet"]
-        + ["--disable-pip-version-check", "-r", "binder/requirements.txt"],
+        [
+            *(str(path / "bin" / "python"), "-m", "pip", "install", "--quiet"),
+            *("--disable-pip-version-check", "-r", "binder/requirements.txt"),
+        ],
         cwd=ROOT,
         check=True,
         timeout=INSTALL_TIMEOUT,
@@ -132,15 +133,18 @@ def _outputs_text(path: Path) -> tuple[str, list[str]]:
 def test_every_notebook_runs_in_the_binder_environment(venv, tmp_path, name):
     """Each notebook runs top to bottom with the Binder environment's own Jupyter and kernel."""
     shutil.copy(ROOT / "notebooks" / name, tmp_path / name)
-    subprocess.run(
-        [str(venv / "bin" / "jupyter"), "nbconvert", "--to", "notebook", "--execute"]
-        + ["--ExecutePreprocessor.timeout=120", "--output", "executed.ipynb", name],
+    executed = subprocess.run(
+        [
+            *(str(venv / "bin" / "jupyter"), "nbconvert", "--to", "notebook", "--execute"),
+            *("--ExecutePreprocessor.timeout=120", "--output", "executed.ipynb", name),
+        ],
         cwd=tmp_path,
         env=venv_environ(venv, tmp_path / "home"),
-        check=True,
         capture_output=True,
+        text=True,
         timeout=NOTEBOOK_TIMEOUT,
     )
+    assert executed.returncode == 0, executed.stderr[-5000:]
     text, errors = _outputs_text(tmp_path / "executed.ipynb")
     assert errors == []
     assert "Traceback" not in text

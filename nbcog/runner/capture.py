@@ -193,7 +193,9 @@ class _Router:
     the stream see the kernel's (or the terminal's) answers.
     """
 
-    __slots__ = ("_source", "wrapped")
+    # "__dict__": IPython >= 9 wraps ``sys.stdout.write`` for each cell by assigning the
+    # attribute (``InteractiveShell._tee``); without it every cell fails once we are installed.
+    __slots__ = ("__dict__", "_source", "wrapped")
 
     def __init__(self, source: str, wrapped: TextIO) -> None:
         self._source = source
