@@ -293,3 +293,14 @@ def wait_for_output(url):
         assert time.monotonic() < deadline
         time.sleep(0.01)
     return requests.post(url + "/predictions", json={}, timeout=30).json()["output"]
+
+
+def test_magic_lines_drop_trailing_comments_only():
+    """A trailing '# comment' is dropped; '#' inside a word or quotes is kept."""
+    from nbcog.kernel.magics import strip_comment
+
+    assert strip_comment("Predictor  # serve it") == "Predictor  "
+    assert strip_comment("-i tag=a#b") == "-i tag=a#b"
+    assert strip_comment("-i q='# not a comment' # but this is") == "-i q='# not a comment' "
+    assert strip_comment('-i q="#x"') == '-i q="#x"'
+    assert strip_comment("# all comment") == ""

@@ -7,6 +7,7 @@ listening port, a worker thread or a loop thread, and removes the magic.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from nbcog.kernel import serving
@@ -17,6 +18,11 @@ def load_ipython_extension(ipython: Any) -> None:
     """Register ``%cog`` (called by ``%load_ext nbcog``)."""
     ipython.register_magics(CogMagics)
     serving.install_shutdown_hook(ipython)
+    access = logging.getLogger("tornado.access")
+    if access.level == logging.NOTSET:
+        # A 409 or 422 answered to a client is not news for whichever cell happens to run:
+        # keep per-request lines out of cell output, but let server errors (5xx) through.
+        access.setLevel(logging.ERROR)
 
 
 def unload_ipython_extension(ipython: Any) -> None:

@@ -73,7 +73,7 @@ class CogMagics(Magics):
             print(usage.replace("::\n\n  %", "usage: %", 1), end="")
             return None
         try:  # POSIX quoting, so -i "note=two words" and -i note='two words' both work
-            argv = shlex.split(rest)
+            argv = shlex.split(strip_comment(rest))
         except ValueError as exc:
             raise UsageError(f"cannot split the arguments: {exc}") from None
         return method(method.parser.parse_args(argv))  # type: ignore[attr-defined]
@@ -223,6 +223,24 @@ class CogMagics(Magics):
         except (CannotPredict, ValueError) as exc:
             raise UsageError(str(exc)) from None
         display(result)
+
+
+def strip_comment(text: str) -> str:
+    """Drop a trailing ``# comment``, which IPython passes on to line magics.
+
+    As in a shell, ``#`` starts a comment only at the start of a word and outside quotes, so
+    ``-i tag=a#b`` and ``-i q="#x"`` keep their values.
+    """
+    quote = None
+    for index, char in enumerate(text):
+        if quote is not None:
+            if char == quote:
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif char == "#" and (index == 0 or text[index - 1].isspace()):
+            return text[:index]
+    return text
 
 
 def describe_schema(document: dict[str, Any]) -> str:
