@@ -32,6 +32,8 @@ class Peer:
 
     url: str
     routes: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
+    unknown: tuple[int, dict[str, str], bytes] = (404, {}, b"")
+    """The answer for paths not in ``routes`` (a sink for any upload: ``(200, {}, b"")``)."""
     _received: list[Recorded] = field(default_factory=list)
     _changed: threading.Condition = field(default_factory=threading.Condition)
 
@@ -73,7 +75,7 @@ def serve_peer() -> Iterator[Peer]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             peer._record(Recorded(self.command, self.path, dict(self.headers), body))
-            status, headers, payload = peer.routes.get(self.path.split("?")[0], (404, {}, b""))
+            status, headers, payload = peer.routes.get(self.path.split("?")[0], peer.unknown)
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)

@@ -7,73 +7,22 @@ import io
 import os
 import socket
 import tempfile
-import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import cog
 import pytest
+from http_peer import Peer, serve_peer
 
 from nbcog.runner.files import InputDownloadError, InputFiles, OutputFiles, UploadError
 
 
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass
-class Peer:
-    """A real HTTP server on 127.0.0.1: records every request, answers from ``routes``."""
-
-    url: str
-    requests: list[Recorded] = field(default_factory=list)
-    # path (query excluded) -> (status, headers, body); unknown paths get 200 and no body.
-    routes: dict[str, tuple[int, dict[str, str], bytes]] = field(default_factory=dict)
-
-
 @pytest.fixture
 def peer() -> Iterator[Peer]:
-    """Serve a Peer from a thread for the duration of one test."""
-
-    class Handler(BaseHTTPRequestHandler):
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            body = self.rfile.read(length)
-            state.requests.append(Recorded(self.command, self.path, dict(self.headers), body))
-            status, headers, payload = state.routes.get(self.path.split("?")[0], (200, {}, b""))
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
-
-        do_GET = do_PUT = _handle
-
-        def log_message(self, format: str, *args: object) -> None:
-            """Keep test output quiet."""
-
-    class Server(ThreadingHTTPServer):
-        request_queue_size = 64  # the default 5 drops parallel connects (1 s SYN retry)
-
-    server = Server(("127.0.0.1", 0), Handler)
-    state = Peer(url=f"http://127.0.0.1:{server.server_port}")
-    # A short poll interval makes shutdown() quick.
-    thread = threading.Thread(target=server.serve_forever, args=(0.01,), daemon=True)
-    thread.start()
-    try:
-        yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    """A real HTTP server on 127.0.0.1 that accepts any upload and records every request."""
+    with serve_peer() as running:
+        running.unknown = (200, {}, b"")
+        yield running
 
 
 @pytest.fixture
@@ -144,17 +93,14 @@ def test_non_file_chunk_goes_through_to_jsonable(tmp_path, outputs) -> None:
     }
 
 
-def test_twenty_megabyte_file_encodes_quickly(tmp_path, outputs) -> None:
-    """A 20 MB file becomes a correct data URL in well under a few seconds."""
+def test_twenty_megabyte_file_encodes_correctly(tmp_path, outputs) -> None:
+    """A 20 MB file becomes a data URL holding exactly its bytes (its speed: bench/, path)."""
     data = os.urandom(20 * 1024 * 1024)
     path = _write(tmp_path, "big.bin", data)
-    started = time.perf_counter()
     encoded = outputs.encode_chunk(path)
-    elapsed = time.perf_counter() - started
     prefix = "data:application/octet-stream;base64,"
     assert encoded.startswith(prefix)
     assert base64.b64decode(encoded[len(prefix) :]) == data
-    assert elapsed < 3.0
 
 
 def test_close_removes_written_file_objects(tmp_path, monkeypatch) -> None:
@@ -177,7 +123,7 @@ def test_upload_puts_bytes_with_encoded_name_and_mime(tmp_path, peer) -> None:
     files = OutputFiles(peer.url + "/up")
     url = files.encode_chunk(_write(tmp_path, "a b?.txt", b"hello"))
     files.close()
-    [request] = peer.requests
+    [request] = peer.received()
     assert (request.method, request.path) == ("PUT", "/up/a%20b%3F.txt")
     assert request.body == b"hello"
     assert request.headers["Content-Type"] == "text/plain"
@@ -189,7 +135,7 @@ def test_upload_url_with_trailing_slash_is_not_doubled(tmp_path, peer) -> None:
     files = OutputFiles(peer.url + "/up/")
     files.encode_chunk(_write(tmp_path, "x.png", b"p"))
     files.close()
-    assert peer.requests[0].path == "/up/x.png"
+    assert peer.received()[0].path == "/up/x.png"
 
 
 def test_upload_names_file_objects_by_counter(tmp_path, peer) -> None:
@@ -200,7 +146,7 @@ def test_upload_names_file_objects_by_counter(tmp_path, peer) -> None:
         files.encode_chunk(io.BytesIO(b"raw"))
         files.encode_chunk(fh)
     files.close()
-    assert [(r.path, r.headers["Content-Type"], r.body) for r in peer.requests] == [
+    assert [(r.path, r.headers["Content-Type"], r.body) for r in peer.received()] == [
         ("/up/0.bin", "application/octet-stream", b"raw"),
         ("/up/1.wav", "audio/x-wav", b"RIFF"),
     ]
@@ -218,7 +164,7 @@ def test_upload_follows_redirect_and_strips_query(tmp_path, peer) -> None:
     peer.routes["/up/a.txt"] = (307, {"Location": "/final/a.txt?sig=abc"}, b"")
     files = OutputFiles(peer.url + "/up")
     assert files.encode_chunk(_write(tmp_path, "a.txt", b"data")) == peer.url + "/final/a.txt"
-    assert [(r.path, r.body) for r in peer.requests] == [
+    assert [(r.path, r.body) for r in peer.received()] == [
         ("/up/a.txt", b"data"),
         ("/final/a.txt?sig=abc", b"data"),
     ]
@@ -228,14 +174,14 @@ def test_upload_url_with_query_is_joined_like_coglet(tmp_path, peer) -> None:
     """The name is appended to the raw upload URL, so a query in it swallows the name."""
     files = OutputFiles(peer.url + "/up?token=1")
     assert files.encode_chunk(_write(tmp_path, "a.txt", b"x")) == peer.url + "/up"
-    assert peer.requests[0].path == "/up?token=1/a.txt"
+    assert peer.received()[0].path == "/up?token=1/a.txt"
 
 
 def test_upload_of_empty_file_sends_empty_body(tmp_path, peer) -> None:
     """An empty file is sent with Content-Length: 0, not chunked."""
     files = OutputFiles(peer.url + "/up")
     files.encode_chunk(_write(tmp_path, "empty.txt", b""))
-    [request] = peer.requests
+    [request] = peer.received()
     assert request.headers["Content-Length"] == "0"
     assert "Transfer-Encoding" not in request.headers
 
@@ -287,7 +233,7 @@ def test_download_sends_cog_user_agent(peer, inputs, monkeypatch) -> None:
     """COG_USER_AGENT, when set, is the download's User-Agent."""
     monkeypatch.setenv("COG_USER_AGENT", "cog-test/1.0")
     inputs.download(peer.url + "/a.txt")
-    assert peer.requests[0].headers["User-Agent"] == "cog-test/1.0"
+    assert peer.received()[0].headers["User-Agent"] == "cog-test/1.0"
 
 
 def test_download_data_uri(inputs) -> None:
