@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from webhook_receiver import Receiver
 
 from nbcog.core.events import (
     Event,
@@ -31,72 +28,6 @@ from nbcog.runner.webhooks import (
 )
 
 WAIT = 10.0
-
-
-@dataclass
-class Received:
-    """One request as the receiver saw it."""
-
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-
-class Receiver:
-    """A stdlib HTTP server on 127.0.0.1:0 that records POSTs and answers scripted statuses."""
-
-    def __init__(self) -> None:
-        self.requests: list[Received] = []
-        self.statuses: list[int] = []  # answered in order; 200 once exhausted
-        self.always: int | None = None
-        self.gate: threading.Event | None = None  # when set, requests wait for it to be set
-        self._cond = threading.Condition()
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                with receiver._cond:
-                    receiver.requests.append(Received(self.path, dict(self.headers), body))
-                    receiver._cond.notify_all()
-                if receiver.gate is not None:
-                    receiver.gate.wait(WAIT)
-                with receiver._cond:
-                    if receiver.always is not None:
-                        status = receiver.always
-                    elif receiver.statuses:
-                        status = receiver.statuses.pop(0)
-                    else:
-                        status = 200
-                self.send_response(status)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
-        self._thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-        )
-        self._thread.start()
-
-    def wait_for(self, count: int) -> None:
-        with self._cond:
-            assert self._cond.wait_for(lambda: len(self.requests) >= count, WAIT)
-
-    def bodies(self) -> list[Any]:
-        return [r.json for r in self.requests]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 class Clock:
@@ -175,14 +106,14 @@ def test_generator_prediction_bodies(sender: WebhookSender, receiver: Receiver) 
     r.event(output_event("a", 0))
     r.event(output_event("b", 1))
     r.finish(output_is_array=True)
-    assert [req.body for req in receiver.requests] == [
+    assert [req.body for req in receiver.received] == [
         b'{"id":"p1","logs":"","metrics":{},"status":"processing"}',
         b'{"id":"p1","logs":"","metrics":{},"output":["a"],"status":"processing"}',
         b'{"id":"p1","logs":"","metrics":{},"output":["a","b"],"status":"processing"}',
         b'{"id":"p1","logs":"","metrics":{"predict_time":2.5},"output":["a","b"],'
         b'"status":"succeeded"}',
     ]
-    assert [req.path for req in receiver.requests] == ["/hook"] * 4
+    assert [req.path for req in receiver.received] == ["/hook"] * 4
 
 
 def test_single_value_output_is_listed_until_completed(
@@ -332,8 +263,8 @@ def test_completed_retries_on_retryable_status(
     r = run(sender, receiver, frozenset({"completed"}))
     r.event(start_event("p1"))
     r.finish()
-    assert len(receiver.requests) == 3
-    assert len({req.body for req in receiver.requests}) == 1
+    assert len(receiver.received) == 3
+    assert len({req.body for req in receiver.received}) == 1
     assert delays == [0.2, 0.4]
 
 
@@ -345,7 +276,7 @@ def test_completed_not_retried_on_other_status(
     receiver.statuses = [status]
     r = run(sender, receiver, frozenset({"completed"}))
     r.finish()
-    assert len(receiver.requests) == 1
+    assert len(receiver.received) == 1
     assert delays == []
 
 
@@ -357,7 +288,7 @@ def test_backoff_sequence_and_retry_limit(
     r = run(sender, receiver)
     with caplog.at_level(logging.WARNING, logger="nbcog.webhooks"):
         r.finish()
-    assert len(receiver.requests) == MAX_RETRIES + 1 == 13
+    assert len(receiver.received) == MAX_RETRIES + 1 == 13
     assert delays == [0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4, 102.4, 102.4]
     assert [backoff_delay(n) for n in range(1, 13)] == delays
     assert caplog.messages[-1] == (
@@ -373,7 +304,7 @@ def test_non_terminal_failure_is_not_retried(
     r = run(sender, receiver, frozenset({"start", "output"}))
     r.event(start_event("p1"))
     r.event(output_event("x", 0))
-    assert len(receiver.requests) == 2
+    assert len(receiver.received) == 2
     assert delays == []
 
 
@@ -391,13 +322,13 @@ def test_headers(monkeypatch: pytest.MonkeyPatch, receiver: Receiver) -> None:
         r.finish()
     finally:
         s.close(timeout=WAIT)
-    for req in receiver.requests:
+    for req in receiver.received:
         assert req.headers["Content-Type"] == "application/json"
         assert req.headers["User-Agent"] == "nbcog/1.2.3"
         assert req.headers["Authorization"] == "Bearer s3cret"
         assert req.headers["traceparent"] == trace["traceparent"]
         assert req.headers["tracestate"] == trace["tracestate"]
-    assert len(receiver.requests) == 2
+    assert len(receiver.received) == 2
 
 
 def test_no_authorization_or_trace_headers_by_default(
@@ -406,7 +337,7 @@ def test_no_authorization_or_trace_headers_by_default(
     """Without WEBHOOK_AUTH_TOKEN or trace context those headers are absent."""
     r = run(sender, receiver)
     r.finish()
-    assert not set(receiver.requests[0].headers) & {"Authorization", "traceparent", "tracestate"}
+    assert not set(receiver.received[0].headers) & {"Authorization", "traceparent", "tracestate"}
 
 
 def test_receiver_down_does_not_raise(
@@ -441,7 +372,7 @@ def test_close_abandons_a_waiting_retry(receiver: Receiver) -> None:
     """close() cuts the real backoff short: no further attempt is made."""
     s = WebhookSender(user_agent="nbcog/0.1.0")
     receiver.always = 503
-    receiver.gate = threading.Event()
+    receiver.gate.clear()
     r = run(s, receiver)
     completed = r.prediction.finish(Status.SUCCEEDED, completed_at=11.0)
     assert completed is not None
@@ -450,4 +381,4 @@ def test_close_abandons_a_waiting_retry(receiver: Receiver) -> None:
     s.close(timeout=0)
     receiver.gate.set()
     assert s.drain(WAIT)
-    assert len(receiver.requests) == 1
+    assert len(receiver.received) == 1
