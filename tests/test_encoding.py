@@ -7,12 +7,14 @@ import dataclasses
 import datetime
 import enum
 import io
+import json
 
 import cog
 import pydantic
 import pytest
 
 from nbcog.core.encoding import data_url, guess_mime, is_file_chunk, to_jsonable
+from nbcog.core.jsonenc import JSONSafeStr, dumps_spliced
 
 
 class Color(enum.Enum):
@@ -167,3 +169,20 @@ def test_guess_mime() -> None:
 def test_data_url() -> None:
     """data_url builds data:{mime};base64,{payload}."""
     assert data_url(b"hi", "text/plain") == "data:text/plain;base64,aGk="
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 4, (3 << 18) - 1, 3 << 18, (3 << 18) + 1, 2_500_001])
+def test_data_url_matches_base64_at_piece_boundaries(size: int) -> None:
+    """The piecewise base64 joins with no padding in between, whatever the size."""
+    data = bytes(range(256)) * (size // 256) + bytes(size % 256)
+    url = data_url(data, "image/png")
+    assert url == "data:image/png;base64," + base64.b64encode(data).decode()
+    assert isinstance(url, JSONSafeStr)
+
+
+def test_data_url_with_an_unusual_mime_type_is_not_marked_json_safe() -> None:
+    """A registered MIME type with a quote in it still gives a right (escaped) data URL."""
+    url = data_url(b"hi", 'text/x-"odd"')
+    assert url == 'data:text/x-"odd";base64,aGk='
+    assert type(url) is str
+    assert json.loads(dumps_spliced({"output": url})) == {"output": url}

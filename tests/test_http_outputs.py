@@ -378,6 +378,70 @@ def test_file_outputs_are_data_urls(serve_source, kind, expected):
         assert output(s.url, {"kind": kind}) == expected
 
 
+LARGE_FILES = """
+import os
+from typing import Iterator
+from cog import BaseRunner, Path, streaming
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+class Predictor(BaseRunner):
+    @streaming
+    def run(self, sizes: list[int]) -> Iterator[Path]:
+        for n, size in enumerate(sizes):
+            path = os.path.join(HERE, f"large{n}.png" if n else f"large{n}.bin")
+            with open(path, "wb") as fh:
+                fh.write(bytes(range(256)) * (size // 256))
+            yield Path(path)
+"""
+
+
+def canonical(value: Any) -> bytes:
+    """coglet's JSON for ``value``: compact, sorted keys, UTF-8."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+
+
+def test_large_file_outputs_are_exact_json_in_every_response(serve_source, peer):
+    """Large data URLs are copied into responses, not escaped: the bytes must still be exact.
+
+    Sizes cross the lazy-encoding threshold (64 KiB) and the separate-body write (1 MiB); the
+    sync body, every SSE event and the completed webhook are checked byte for byte.
+    """
+    sizes = [2 * 1024 * 1024, 100 * 1024]
+    expected = [
+        data_url("application/octet-stream", bytes(range(256)) * (sizes[0] // 256)),
+        data_url("image/png", bytes(range(256)) * (sizes[1] // 256)),
+    ]
+    peer.route("/hook", 200)
+    with serve_source(LARGE_FILES) as s:
+        sync = requests.post(s.url + "/predictions", json={"input": {"sizes": sizes}}, timeout=60)
+        with requests.post(
+            s.url + "/predictions",
+            json={
+                "input": {"sizes": sizes},
+                "webhook": peer.url + "/hook",
+                "webhook_events_filter": ["completed"],
+            },
+            headers=SSE,
+            timeout=60,
+        ) as response:
+            wire = response.content
+        [hook] = peer.wait_for("POST", 1)
+    assert sync.headers["Content-Length"] == str(len(sync.content))
+    assert sync.content == canonical(sync.json())
+    assert sync.json()["output"] == expected
+    events = parse_sse(wire)
+    assert [name for name, _ in events] == ["start", "output", "output", "completed"]
+    frames = wire.split(b"\n\n")[:-1]
+    for frame, (name, data) in zip(frames, events, strict=True):
+        assert frame == b"event: " + name.encode() + b"\ndata: " + canonical(data)
+    assert [data["chunk"] for name, data in events if name == "output"] == expected
+    assert events[-1][1]["output"] == expected
+    assert hook.body == canonical(json.loads(hook.body))
+    assert json.loads(hook.body)["status"] == "succeeded"
+    assert json.loads(hook.body)["output"] == expected
+
+
 def test_upload_url_puts_files_and_returns_their_location(serve_source, peer):
     """With upload_url each file is PUT under its basename; the output is Location sans query."""
     peer.route("/up/out.png", 201, Location="http://cdn.example/stored/out.png?sig=1")

@@ -93,7 +93,7 @@ class _Outputs:
         # json writes NaN/Infinity, which is not JSON: fail as coglet does, never send it.
         # A str chunk is quoted whole, so it cannot hold one; skipping it spares a regex scan
         # of the whole chunk whenever a token or base64 data URL merely contains "NaN".
-        if type(encoded) is not str and (b"NaN" in event.wire or b"Infinity" in event.wire):
+        if not isinstance(encoded, str) and (b"NaN" in event.wire or b"Infinity" in event.wire):
             problem = non_finite_error(encoded)
             if problem is not None:
                 raise _RejectedOutput(f"Prediction failed: Failed to parse output JSON: {problem}")
