@@ -78,6 +78,7 @@ def _serve(args: argparse.Namespace) -> int:
             await server.serve_until_stopped()
         finally:  # Ctrl-C cancels this task: stop while the loop still runs
             server.stop()
+            await server.wait_closed()  # clients answered, webhooks drained (<= 5 s)
 
     try:
         asyncio.run(serve())

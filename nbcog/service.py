@@ -52,7 +52,9 @@ class Loop(Protocol):
 
     def call_soon_threadsafe(self, callback: Callable[..., object], *args: object) -> object: ...
 
-    def call_later(self, delay: float, callback: Callable[..., object], *args: object) -> object: ...
+    def call_later(
+        self, delay: float, callback: Callable[..., object], *args: object
+    ) -> object: ...
 
     def time(self) -> float: ...
 
@@ -122,7 +124,9 @@ def history_capacity_from_env() -> int:
         return DEFAULT_HISTORY_CAPACITY
     digits = raw[1:] if raw.startswith("+") else raw
     if not (digits.isascii() and digits.isdigit()) or int(digits) >= 1 << 64:
-        log.warning("invalid COG_STREAM_HISTORY_CAPACITY=%r; using %d", raw, DEFAULT_HISTORY_CAPACITY)
+        log.warning(
+            "invalid COG_STREAM_HISTORY_CAPACITY=%r; using %d", raw, DEFAULT_HISTORY_CAPACITY
+        )
         return DEFAULT_HISTORY_CAPACITY
     return min(int(digits), 1 << 62)  # a deque's maxlen must fit a C ssize_t
 
@@ -226,9 +230,7 @@ class PredictionService:
         """Begin loading and ``setup()`` on a setup thread; returns at once."""
         self.setup_started_at = _utc_now()
         future = self.runtime.start_setup()
-        future.add_done_callback(
-            lambda f: self._loop.call_soon_threadsafe(self._on_setup_done, f)
-        )
+        future.add_done_callback(lambda f: self._loop.call_soon_threadsafe(self._on_setup_done, f))
         timeout = setup_timeout_from_env()
         if timeout is not None:
             self._loop.call_later(timeout, self._on_setup_timeout)
@@ -333,7 +335,12 @@ class PredictionService:
         return values
 
     def create(
-        self, request: CreateRequest, *, mode: Mode, training: bool = False, put_id: str | None = None
+        self,
+        request: CreateRequest,
+        *,
+        mode: Mode,
+        training: bool = False,
+        put_id: str | None = None,
     ) -> InFlight:
         """Check readiness, opt-in, input and capacity (spec §6 order 4-7), then start.
 
@@ -513,11 +520,19 @@ class PredictionService:
         return list(self._inflight.values())
 
     def close(self) -> None:
-        """Cancel everything in flight and stop the runtime (idempotent)."""
+        """Cancel and end every prediction in flight, then stop the runtime (idempotent).
+
+        Each one ends here, as ``canceled``, rather than whenever its thread notices: SSE
+        subscribers, sync waiters, the widget and webhooks hear ``completed`` before the
+        server goes, and a predictor stuck in a blocking call cannot hold the stop up. Events
+        it had already produced are delivered first, in order; anything later is dropped.
+        """
         if self._closed:
             return
         self._closed = True
         for entry in list(self._inflight.values()):
             Runner.cancel(entry.job)
-            entry.pipe.close()
+            self._deliver(weakref.ref(entry), entry.pipe.close())
+            if not entry.prediction.is_terminal:
+                self._finish(entry, Finished(Status.CANCELED))
         self.runtime.close()

@@ -9,6 +9,7 @@ import tornado.web
 
 from nbcog.http import handlers
 from nbcog.http.health import HealthChecker
+from nbcog.http.responses import OpenResponses
 from nbcog.service import PredictionService
 
 MiB = 1024 * 1024
@@ -22,12 +23,22 @@ def make_app(
     service: PredictionService,
     *,
     on_shutdown: Callable[[], None],
+    responses: OpenResponses,
     max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     keepalive: float = DEFAULT_KEEPALIVE,
 ) -> tornado.web.Application:
-    """Build the application; ``on_shutdown`` runs after ``POST /shutdown`` has replied."""
+    """Build the application; ``on_shutdown`` runs after ``POST /shutdown`` has replied.
+
+    ``responses`` counts the create requests being answered; it outlives the application
+    (a hot reload makes a new one) because the server waits on it when it stops.
+    """
     common: dict[str, Any] = {"service": service}
-    create: dict[str, Any] = {**common, "max_body_size": max_body_size, "keepalive": keepalive}
+    create: dict[str, Any] = {
+        **common,
+        "max_body_size": max_body_size,
+        "keepalive": keepalive,
+        "responses": responses,
+    }
     routes: list[Any] = [
         (r"/", handlers.RootHandler, common),
         (

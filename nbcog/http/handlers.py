@@ -23,6 +23,7 @@ from nbcog.core.jsonenc import dumpb
 from nbcog.core.prediction import Status
 from nbcog.http.envelope import EnvelopeError, parse_envelope
 from nbcog.http.health import HealthChecker
+from nbcog.http.responses import OpenResponses
 from nbcog.http.sse import Closer, stream_events
 from nbcog.runner.versions import versions
 from nbcog.service import InFlight, Mode, PredictionService
@@ -211,13 +212,17 @@ class CreateHandler(CogHandler):
         self.training: bool = kwargs["training"]
         self.max_body_size: int = kwargs["max_body_size"]
         self.keepalive: float = kwargs["keepalive"]
+        self.responses: OpenResponses = kwargs["responses"]
+        self._counted = False
         self._chunks: list[bytes] = []
         self._received = 0
         self._waiting: InFlight | None = None
         self._closer = Closer()
 
     def prepare(self) -> None:
-        """Refuse oversized bodies before reading them."""
+        """Count this response as open; refuse oversized bodies before reading them."""
+        self.responses.opened()
+        self._counted = True
         length = self.request.headers.get("Content-Length")
         if length is not None and length.isdigit() and int(length) > self.max_body_size:
             self.send_text(413, PAYLOAD_TOO_LARGE)
@@ -315,12 +320,24 @@ class CreateHandler(CogHandler):
             return
         self.send_json(200, entry.prediction.sync_body())
 
+    def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> asyncio.Future[None]:
+        """Finish as Tornado does; the response stops counting as open once it is flushed."""
+        flushed = super().finish(chunk)
+        flushed.add_done_callback(lambda _: self._uncount())
+        return flushed
+
     def on_connection_close(self) -> None:
         """A sync client that hangs up cancels its prediction (spec §11.4)."""
         self._closer.close()
+        self._uncount()
         if self._waiting is not None:
             self.service.cancel(self._waiting.prediction.id)
         super().on_connection_close()
+
+    def _uncount(self) -> None:
+        if self._counted:
+            self._counted = False
+            self.responses.closed()
 
 
 class PostHandler(CreateHandler):

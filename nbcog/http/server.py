@@ -11,17 +11,21 @@ from __future__ import annotations
 import asyncio
 import errno
 import socket
+import threading
 
 import tornado.httpserver
 import tornado.web
 
 from nbcog.http.app import DEFAULT_KEEPALIVE, DEFAULT_MAX_BODY_SIZE, make_app
+from nbcog.http.responses import OpenResponses
 from nbcog.runner.runtime import Runtime
 from nbcog.runner.versions import versions
 from nbcog.runner.webhooks import WebhookSender
 from nbcog.service import Health, PredictionService
 
 DEFAULT_PORT = 5000
+STOP_GRACE = 2.0
+"""Seconds ``stop()`` lets the last bodies and ``completed`` events flush before closing."""
 
 
 class PortInUse(OSError):
@@ -68,6 +72,7 @@ class Server:
         self._webhooks: WebhookSender | None = None
         self._stopped: asyncio.Event | None = None
         self._closing: asyncio.Future[None] | None = None
+        self._responses = OpenResponses()
 
     @property
     def url(self) -> str:
@@ -126,6 +131,7 @@ class Server:
         app = make_app(
             service,
             on_shutdown=self.stop,
+            responses=self._responses,
             max_body_size=self._max_body_size,
             keepalive=self._keepalive,
         )
@@ -144,18 +150,36 @@ class Server:
         return await asyncio.wait_for(ended, timeout)
 
     def stop(self) -> None:
-        """Stop listening, cancel predictions, stop the runtime; a no-op when not running."""
+        """Stop listening, end predictions as canceled, stop the runtime; no-op when stopped.
+
+        Never blocks the loop (the kernel's, in a notebook): clients still waiting get their
+        ``canceled`` body or ``completed`` event, then their connections close, and queued
+        webhooks (each prediction's ``completed`` one included) drain on a thread for up to
+        5 s. ``wait_closed()`` waits for all of that.
+        """
         if self._http is None:
             return
         http, self._http = self._http, None
         http.stop()
-        self._closing = asyncio.ensure_future(http.close_all_connections())
         if self.service is not None:
             self.service.close()
+        webhooks_closed = None
         if self._webhooks is not None:
-            self._webhooks.close()
+            webhooks_closed = threading.Thread(
+                target=self._webhooks.close, name="nbcog-webhooks-close", daemon=True
+            )
+            webhooks_closed.start()
+        self._closing = asyncio.ensure_future(self._close(http, webhooks_closed))
         if self._stopped is not None:
             self._stopped.set()
+
+    async def _close(
+        self, http: tornado.httpserver.HTTPServer, webhooks_closed: threading.Thread | None
+    ) -> None:
+        await self._responses.wait_idle(STOP_GRACE)
+        await http.close_all_connections()
+        if webhooks_closed is not None:
+            await asyncio.to_thread(webhooks_closed.join)
 
     async def serve_until_stopped(self) -> None:
         """Start (if needed) and wait until ``stop()`` or ``POST /shutdown``."""

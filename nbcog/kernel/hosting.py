@@ -78,11 +78,15 @@ class ReloadableServer(Server):
             entry.on_done(ended)
 
     def stop(self) -> None:
-        """Stop as ``Server.stop`` does, and close services still draining after a reload."""
-        super().stop()
+        """Close services still draining after a reload, then stop as ``Server.stop`` does.
+
+        In that order, so their predictions' ``completed`` webhooks are queued before the
+        webhook sender closes.
+        """
         draining, self._draining = self._draining, []
         for service in draining:
             service.close()
+        super().stop()
 
 
 class ServerThread:

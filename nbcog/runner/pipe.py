@@ -80,12 +80,13 @@ class EventPipe(Generic[Item]):
         except RuntimeError:
             self.close()  # the loop is gone (server stopped): nobody will drain
 
-    def close(self) -> None:
-        """Drop what is pending and never block a producer again (the server stopped)."""
+    def close(self) -> list[Item]:
+        """Stop accepting items and never block a producer again; return what was pending."""
         with self._drained:
             self._closed = True
-            self._pending = []
+            pending, self._pending = self._pending, []
             self._drained.notify_all()
+        return pending
 
     def _drain(self) -> None:
         with self._drained:
