@@ -3,8 +3,10 @@ cancels before start, blocking C calls, and repeated cancels."""
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -191,27 +193,44 @@ class Predictor(BaseRunner):
 
 
 class _SlowDownload:
-    """A local file server whose responses wait until the test releases them."""
+    """A local file server whose responses wait until the test releases them.
+
+    ``done`` is set once the client has closed its connection (HTTP/1.1 keeps it open until
+    then), that is, once the downloading code has finished with the response.
+    """
 
     def __init__(self) -> None:
         self.arrived = threading.Event()
         self.release = threading.Event()
+        self.done = threading.Event()
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def handle(self) -> None:
+                try:  # serves requests until the client closes (or resets) the connection
+                    super().handle()
+                except OSError:
+                    pass
+                finally:
+                    outer.done.set()
+
             def do_GET(self) -> None:
                 outer.arrived.set()
                 outer.release.wait(30)
-                body = b"hello"
+                body = b"hello" * 1_000_000  # 5 MB: several pieces for the downloader
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(body)
+                with contextlib.suppress(OSError):  # a downloader may stop reading early
+                    self.wfile.write(body)
 
             def log_message(self, *args: object) -> None:
                 pass
 
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/input.txt"
@@ -234,15 +253,22 @@ def slow_download() -> Iterator[_SlowDownload]:
 
 
 @pytest.mark.parametrize("kind", ["sync", "async"])
-def test_cancel_before_predict_starts(serve_source, tmp_path, slow_download, kind):
-    """A cancel that lands while inputs download is applied: predict() never runs."""
+def test_cancel_before_predict_starts(serve_source, tmp_path, slow_download, kind, monkeypatch):
+    """A cancel that lands while inputs download is applied: predict() never runs.
+
+    The download stops and its temporary file is deleted, even when (async) the prediction
+    has already ended by the time the download thread gets its response.
+    """
+    downloads = tmp_path / "downloads"
+    downloads.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(downloads))
     src = """
 from cog import BaseRunner, Path
 
 class Predictor(BaseRunner):
-    @@DEF@@ run(self, data: Path) -> str:
+    @@DEF@@ run(self, data: Path) -> int:
         open("@TMP@/ran", "w").close()
-        return data.read_text()
+        return len(data.read_text())
 """.replace("@@DEF@@", "def" if kind == "sync" else "async def")
     with serve_source(source(src, tmp_path)) as s:
         sync = Background("POST", s.url + "/predictions", json={"id": "pre", "input": {"data": slow_download.url}})
@@ -253,9 +279,11 @@ class Predictor(BaseRunner):
         assert body["status"] == "canceled"
         assert set(body) == CANCELED_KEYS
         assert not (tmp_path / "ran").exists()
+        assert slow_download.done.wait(30)  # the downloader has let go of the response
+        assert sorted(p.name for p in downloads.iterdir()) == []
         # The same input runs normally once nobody cancels it.
         again = requests.post(s.url + "/predictions", json={"input": {"data": slow_download.url}}, timeout=30)
-        assert again.json()["output"] == "hello"
+        assert again.json()["output"] == 5_000_000
 
 
 def test_cancel_waits_for_blocking_c_call(serve_source, tmp_path):

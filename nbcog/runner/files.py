@@ -23,6 +23,7 @@ import tempfile
 import threading
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import requests
@@ -33,6 +34,7 @@ __all__ = ["InputDownloadError", "InputFiles", "OutputFiles", "UploadError"]
 
 _UPLOAD_TIMEOUT = 25.0
 _DOWNLOAD_TIMEOUT = 10.0
+_DOWNLOAD_PIECE = 1 << 20
 _FILENAME_MAX_BYTES = 200
 # coglet formats statuses with Rust's `http` crate, whose reason phrases differ from
 # Python's HTTPStatus for these codes.
@@ -144,11 +146,17 @@ class InputFiles:
     """Downloads one prediction's URL inputs to temporary files, and deletes them afterwards.
 
     ``download`` may be called from several threads at once (inputs download in parallel).
+
+    Args:
+        stopped: True once the prediction is cancelled; a download then stops between
+            pieces instead of fetching the whole file for nothing.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, stopped: Callable[[], bool] = lambda: False) -> None:
+        self._stopped = stopped
         self._paths: list[str] = []
         self._lock = threading.Lock()
+        self._closed = False
 
     def download(self, url: str) -> str:
         """Fetch an ``http(s)://`` or ``data:`` URL into a new temporary file; return its path.
@@ -173,12 +181,19 @@ class InputFiles:
                 response.raise_for_status()
                 response.raw.decode_content = True
                 return self._save(response.raw, _url_filename(url))
+        except InputDownloadError:
+            raise
         except Exception as exc:  # any failure, network or disk, fails the prediction the same way
             raise InputDownloadError(f"Input validation error: {exc}") from exc
 
     def cleanup(self) -> None:
-        """Delete every file ``download`` created. Safe to call more than once."""
+        """Delete every file ``download`` created, and any a running download still creates.
+
+        Safe to call more than once. An async prediction cancelled mid-download ends (and
+        cleans up) while its download thread carries on; that thread deletes its own file.
+        """
         with self._lock:
+            self._closed = True
             paths, self._paths = self._paths, []
         for path in paths:
             with contextlib.suppress(FileNotFoundError):
@@ -188,9 +203,18 @@ class InputFiles:
         """Copy a readable stream into a kept temporary file ending in ``suffix``."""
         with tempfile.NamedTemporaryFile(suffix=suffix, delete=False) as dest:
             with self._lock:
-                self._paths.append(dest.name)
-            shutil.copyfileobj(source, dest)
-        return dest.name
+                kept = not self._closed
+                if kept:
+                    self._paths.append(dest.name)
+            while kept and (piece := source.read(_DOWNLOAD_PIECE)):
+                if self._stopped() or self._closed:
+                    break
+                dest.write(piece)
+        if kept and not self._stopped() and not self._closed:
+            return dest.name
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(dest.name)
+        raise InputDownloadError("Input validation error: the prediction was canceled")
 
 
 def _status_text(code: int) -> str:

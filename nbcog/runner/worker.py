@@ -192,6 +192,8 @@ class Runner:
         try:
             kwargs = handler.coerce(job.values, resources.inputs.download)
         except Exception as exc:  # noqa: BLE001 - download failures end the prediction
+            if job.cancel_requested:  # the download stopped because of the cancel
+                return Finished(Status.CANCELED)
             return Finished(Status.FAILED, str(exc))
         try:
             self._enter_user_code(job)
@@ -255,6 +257,8 @@ class Runner:
         except asyncio.CancelledError:
             return Finished(Status.CANCELED)
         except Exception as exc:  # noqa: BLE001 - download failures end the prediction
+            if job.cancel_requested:
+                return Finished(Status.CANCELED)
             return Finished(Status.FAILED, str(exc))
         try:
             if job.cancel_requested:
@@ -281,11 +285,9 @@ class _PredictionResources:
     def __init__(self, job: Job) -> None:
         capture.install()
         self._job = job
-        self._log = capture.LogCapture(
-            lambda source, text: job.put(events.log_event(source, text))
-        )
+        self._log = capture.LogCapture(lambda source, text: job.put(events.log_event(source, text)))
         self._scope = scope_active(PredictionScope(job.put, job.context))
-        self.inputs = InputFiles()
+        self.inputs = InputFiles(lambda: job.cancel_requested)
         self._files = OutputFiles(job.upload_url)
         self.outputs = _Outputs(job, self._files)
 
@@ -301,9 +303,7 @@ class _PredictionResources:
         self._files.close()
 
 
-def _ending(
-    job: Job, outputs: _Outputs, prefix: str, exc: BaseException | None = None
-) -> Finished:
+def _ending(job: Job, outputs: _Outputs, prefix: str, exc: BaseException | None = None) -> Finished:
     """How a prediction ended, given what predict() raised (None: it returned).
 
     Once a cancel has been requested the prediction is canceled however predict() exits
@@ -318,9 +318,7 @@ def _ending(
         return Finished(Status.FAILED, _failure("Failed to serialize output: ", cause))
     if isinstance(exc, (UploadError, _RejectedOutput)):
         return Finished(Status.FAILED, str(exc))
-    return Finished(
-        Status.FAILED, _failure(prefix, exc), outputs.is_array, _format_traceback(exc)
-    )
+    return Finished(Status.FAILED, _failure(prefix, exc), outputs.is_array, _format_traceback(exc))
 
 
 def _is_stream(result: Any) -> bool:
