@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Protocol
 
-from nbcog.core import events
 from nbcog.core.broadcaster import DEFAULT_HISTORY_CAPACITY, Broadcaster, Subscription
 from nbcog.core.errors import (
     AtCapacity,
@@ -42,7 +41,7 @@ from nbcog.runner.worker import Finished, Job, Runner
 
 log = logging.getLogger("nbcog")
 
-SECRET_MASK = "**********"
+SECRET_MASK = "**********"  # noqa: S105 - the mask shown instead of a secret
 RECENT_LIMIT = 100
 RECENT_CHUNK_BUDGET = 1_000_000
 
@@ -257,7 +256,7 @@ class PredictionService:
     def _on_setup_timeout(self) -> None:
         if self.health is Health.STARTING:
             self.setup_completed_at = _utc_now()
-            self.runtime._append_log("stderr", "worker setup timed out\n")  # noqa: SLF001
+            self.runtime._append_log("stderr", "worker setup timed out\n")
             self._setup_ended(Health.SETUP_FAILED)
 
     @property
@@ -274,7 +273,7 @@ class PredictionService:
     @property
     def has_training(self) -> bool:
         """A training handler is served (``/trainings`` routes exist)."""
-        return self.runtime.train is not None or self.runtime._train_ref is not None  # noqa: SLF001
+        return self.runtime.train is not None or self.runtime._train_ref is not None
 
     # -- health ------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ import requests
 
 # Predictor-side snippet: wait for a gate file, for at most a minute, so that a failed test
 # never leaves a thread polling forever.
-WAIT_FOR = '''
+WAIT_FOR = """
 import os as _os
 import time as _time
 
@@ -33,7 +33,7 @@ def wait_for(path, limit=60.0):
 
 def mark(path):
     open(path, "w").close()
-'''
+"""
 
 
 def source(template: str, tmp: Path) -> str:

@@ -42,20 +42,23 @@ def test_root_lists_the_api(serve_source):
         r = requests.get(s.url + "/", timeout=5)
     assert r.status_code == 200
     assert r.headers["Content-Type"] == "application/json"
-    assert r.content == json.dumps(
-        {
-            "cog_version": cog.__version__,
-            "docs_url": "/docs",
-            "healthcheck_url": "/health-check",
-            "openapi_url": "/openapi.json",
-            "predictions_cancel_url": "/predictions/{prediction_id}/cancel",
-            "predictions_idempotent_url": "/predictions/{prediction_id}",
-            "predictions_url": "/predictions",
-            "shutdown_url": "/shutdown",
-        },
-        separators=(",", ":"),
-        sort_keys=True,
-    ).encode()
+    assert (
+        r.content
+        == json.dumps(
+            {
+                "cog_version": cog.__version__,
+                "docs_url": "/docs",
+                "healthcheck_url": "/health-check",
+                "openapi_url": "/openapi.json",
+                "predictions_cancel_url": "/predictions/{prediction_id}/cancel",
+                "predictions_idempotent_url": "/predictions/{prediction_id}",
+                "predictions_url": "/predictions",
+                "shutdown_url": "/shutdown",
+            },
+            separators=(",", ":"),
+            sort_keys=True,
+        ).encode()
+    )
 
 
 def test_health_ready_with_setup_logs(serve_source):
@@ -80,7 +83,11 @@ def test_health_ready_with_setup_logs(serve_source):
 def test_sync_prediction_body(serve_source):
     """A sync POST waits and returns id, status, output, logs and metrics.predict_time."""
     with serve_source(ECHO) as s:
-        r = requests.post(s.url + "/predictions", json={"id": "p1", "input": {"text": "ab", "times": 2}}, timeout=10)
+        r = requests.post(
+            s.url + "/predictions",
+            json={"id": "p1", "input": {"text": "ab", "times": 2}},
+            timeout=10,
+        )
     assert r.status_code == 200
     body = r.json()
     assert set(body) == {"id", "status", "output", "logs", "metrics"}
@@ -96,7 +103,9 @@ def test_generated_ids_are_unique_and_prefixed(serve_source):
     """Without an id the server makes pred_<hex ns> ids, never the same twice."""
     with serve_source(ECHO) as s:
         ids = [
-            requests.post(s.url + "/predictions", json={"input": {"text": "x"}}, timeout=10).json()["id"]
+            requests.post(s.url + "/predictions", json={"input": {"text": "x"}}, timeout=10).json()[
+                "id"
+            ]
             for _ in range(20)
         ]
     assert len(set(ids)) == 20
@@ -130,7 +139,12 @@ def test_prefer_must_match_exactly(serve_source):
     """'Respond-Async' and 'respond-async, wait=5' are sync requests (case-sensitive match)."""
     with serve_source(ECHO) as s:
         for prefer in ("Respond-Async", "respond-async, wait=5"):
-            r = requests.post(s.url + "/predictions", json={"input": {"text": "x"}}, headers={"Prefer": prefer}, timeout=10)
+            r = requests.post(
+                s.url + "/predictions",
+                json={"input": {"text": "x"}},
+                headers={"Prefer": prefer},
+                timeout=10,
+            )
             assert r.status_code == 200
             assert r.json()["status"] == "succeeded"
 
@@ -145,7 +159,9 @@ def test_put_attaches_to_in_flight_prediction(serve_source):
             timeout=10,
         )
         assert first.status_code == 202
-        again = requests.put(s.url + "/predictions/same", json={"input": {"seconds": 1}}, timeout=10)
+        again = requests.put(
+            s.url + "/predictions/same", json={"input": {"seconds": 1}}, timeout=10
+        )
         assert again.status_code == 202
         body = again.json()
         assert body["id"] == "same"
@@ -157,11 +173,17 @@ def test_put_attaches_to_in_flight_prediction(serve_source):
 def test_put_id_mismatch_is_422(serve_source):
     """A PUT body id that differs from the path id gets coglet's 422 detail."""
     with serve_source(ECHO) as s:
-        r = requests.put(s.url + "/predictions/a", json={"id": "b", "input": {"text": "x"}}, timeout=10)
+        r = requests.put(
+            s.url + "/predictions/a", json={"id": "b", "input": {"text": "x"}}, timeout=10
+        )
     assert r.status_code == 422
     assert r.json() == {
         "detail": [
-            {"loc": ["body", "id"], "msg": "prediction ID must match the ID supplied in the URL", "type": "value_error"}
+            {
+                "loc": ["body", "id"],
+                "msg": "prediction ID must match the ID supplied in the URL",
+                "type": "value_error",
+            }
         ]
     }
 
@@ -169,16 +191,26 @@ def test_put_id_mismatch_is_422(serve_source):
 def test_busy_then_409_then_cancel(serve_source):
     """One slot: a second create gets 409 and health says BUSY; cancel gives 200, then 404."""
     with serve_source(SLOW) as s:
-        r = requests.post(s.url + "/predictions", json={"id": "long"}, headers={"Prefer": "respond-async"}, timeout=5)
+        r = requests.post(
+            s.url + "/predictions",
+            json={"id": "long"},
+            headers={"Prefer": "respond-async"},
+            timeout=5,
+        )
         assert r.status_code == 202
         assert requests.get(s.url + "/health-check", timeout=5).json()["status"] == "BUSY"
         busy = requests.post(s.url + "/predictions", json={}, timeout=5)
         assert busy.status_code == 409
-        assert busy.content == b'{"error":"At capacity - all prediction slots busy","status":"failed"}'
+        assert (
+            busy.content == b'{"error":"At capacity - all prediction slots busy","status":"failed"}'
+        )
         again = requests.post(s.url + "/predictions", json={"id": "long"}, timeout=5)
         assert again.status_code == 409
         assert requests.post(s.url + "/predictions/long/cancel", timeout=5).content == b"{}"
-        assert requests.post(s.url + "/predictions/long/cancel", timeout=5).status_code in (200, 404)
+        assert requests.post(s.url + "/predictions/long/cancel", timeout=5).status_code in (
+            200,
+            404,
+        )
         # The slot comes back once the cancel has landed; the next sync request runs.
         body = requests.post(s.url + "/predictions", json={"input": {"seconds": 0}}, timeout=10)
         while body.status_code == 409:

@@ -48,7 +48,9 @@ def _later_predictions_work(url: str, body: dict) -> None:
     assert health(url)["status"] == "READY"
 
 
-BUSY_LOOP = WAIT_FOR + """
+BUSY_LOOP = (
+    WAIT_FOR
+    + """
 from cog import BaseRunner
 
 class Predictor(BaseRunner):
@@ -61,6 +63,7 @@ class Predictor(BaseRunner):
                 n += 1
         return n
 """
+)
 
 
 def test_sync_python_loop_canceled_within_a_second(serve_source, tmp_path):
@@ -127,7 +130,9 @@ def test_generator_canceled_keeps_chunks(serve_source, kind):
         assert "error" not in completed
         assert completed["output"] == chunks
         assert chunks == list(range(len(chunks)))
-        finite = requests.post(s.url + "/predictions", json={"input": {"forever": False}}, timeout=10)
+        finite = requests.post(
+            s.url + "/predictions", json={"input": {"forever": False}}, timeout=10
+        )
         assert finite.json()["output"] == [0, 1, 2]
 
 
@@ -147,7 +152,9 @@ def test_generator_canceled_keeps_chunks(serve_source, kind):
 )
 def test_sync_cancel_handlers(serve_source, tmp_path, handler, log):
     """Swallowing CancelationException still ends canceled; except Exception never catches it."""
-    src = WAIT_FOR + f"""
+    src = (
+        WAIT_FOR
+        + f"""
 from cog import BaseRunner, CancelationException
 
 class Predictor(BaseRunner):
@@ -158,6 +165,7 @@ class Predictor(BaseRunner):
         {handler}
         return "finished"
 """
+    )
     with serve_source(source(src, tmp_path)) as s:
         body, _, _ = _run_and_cancel(s.url, tmp_path, {"id": "c"})
     assert body["status"] == "canceled"
@@ -167,7 +175,9 @@ class Predictor(BaseRunner):
 
 def test_async_predictor_gets_cancelled_error(serve_source, tmp_path):
     """An async predictor sees asyncio.CancelledError at its await and ends canceled."""
-    src = WAIT_FOR + """
+    src = (
+        WAIT_FOR
+        + """
 import asyncio
 from cog import BaseRunner
 
@@ -183,6 +193,7 @@ class Predictor(BaseRunner):
             raise
         return "slept"
 """
+    )
     with serve_source(source(src, tmp_path)) as s:
         body, sent, finished = _run_and_cancel(s.url, tmp_path, {"id": "a"})
         assert body["status"] == "canceled"
@@ -271,7 +282,9 @@ class Predictor(BaseRunner):
         return len(data.read_text())
 """.replace("@@DEF@@", "def" if kind == "sync" else "async def")
     with serve_source(source(src, tmp_path)) as s:
-        sync = Background("POST", s.url + "/predictions", json={"id": "pre", "input": {"data": slow_download.url}})
+        sync = Background(
+            "POST", s.url + "/predictions", json={"id": "pre", "input": {"data": slow_download.url}}
+        )
         assert slow_download.arrived.wait(30)
         assert _cancel(s.url, "pre").status_code == 200
         slow_download.release.set()
@@ -282,7 +295,9 @@ class Predictor(BaseRunner):
         assert slow_download.done.wait(30)  # the downloader has let go of the response
         assert sorted(p.name for p in downloads.iterdir()) == []
         # The same input runs normally once nobody cancels it.
-        again = requests.post(s.url + "/predictions", json={"input": {"data": slow_download.url}}, timeout=30)
+        again = requests.post(
+            s.url + "/predictions", json={"input": {"data": slow_download.url}}, timeout=30
+        )
         assert again.json()["output"] == 5_000_000
 
 
@@ -295,7 +310,9 @@ def test_cancel_waits_for_blocking_c_call(serve_source, tmp_path):
     predictor stuck for minutes in one C call is canceled only minutes later. Predictors that
     want prompt cancellation should block in short slices.
     """
-    src = WAIT_FOR + """
+    src = (
+        WAIT_FOR
+        + """
 import time
 from cog import BaseRunner
 
@@ -308,6 +325,7 @@ class Predictor(BaseRunner):
         print("after the sleep")
         return "slept"
 """
+    )
     with serve_source(source(src, tmp_path)) as s:
         body, sent, finished = _run_and_cancel(s.url, tmp_path, {"id": "sleepy"})
         sleep_end = float((tmp_path / "sleep-start").read_text()) + 2
@@ -318,7 +336,9 @@ class Predictor(BaseRunner):
     assert sleep_end <= finished < sleep_end + 10
 
 
-REPEATED = WAIT_FOR + """
+REPEATED = (
+    WAIT_FOR
+    + """
 import os
 from cog import BaseRunner
 
@@ -335,6 +355,7 @@ class Predictor(BaseRunner):
             os.close(fd)
         return "held"
 """
+)
 
 
 def test_repeated_cancels_then_404(serve_source, tmp_path):
@@ -362,7 +383,9 @@ def test_repeated_cancels_then_404(serve_source, tmp_path):
         _later_predictions_work(s.url, {"input": {"hold": False}})
 
 
-STUBBORN = WAIT_FOR + """
+STUBBORN = (
+    WAIT_FOR
+    + """
 import os
 import time
 from cog import BaseRunner, CancelationException
@@ -381,6 +404,7 @@ class Predictor(BaseRunner):
                 caught += 1
                 mark(f"@TMP@/caught-{caught}")
 """
+)
 
 
 def test_each_cancel_raises_again(serve_source, tmp_path):
@@ -443,9 +467,13 @@ def test_cancels_racing_completion_never_leak(serve_source, kind):
             statuses = set()
             deadline = time.monotonic() + 3
             while time.monotonic() < deadline:
-                raced = http.post(s.url + "/predictions", json={"id": "x", "input": {"n": 200}}, timeout=10)
+                raced = http.post(
+                    s.url + "/predictions", json={"id": "x", "input": {"n": 200}}, timeout=10
+                )
                 statuses.add(raced.json()["status"])
-                other = http.post(s.url + "/predictions", json={"id": "y", "input": {"n": 10}}, timeout=10)
+                other = http.post(
+                    s.url + "/predictions", json={"id": "y", "input": {"n": 10}}, timeout=10
+                )
                 assert other.json()["status"] == "succeeded"
         finally:
             stop.set()

@@ -9,7 +9,9 @@ from lifecycle_helpers import WAIT_FOR, Background, health, source, wait_until
 AT_CAPACITY = b'{"error":"At capacity - all prediction slots busy","status":"failed"}'
 SYNC_CONCURRENCY = "COG_MAX_CONCURRENCY > 1 requires an async run() or predict() method"
 
-TWO_SLOTS = WAIT_FOR + """
+TWO_SLOTS = (
+    WAIT_FOR
+    + """
 import asyncio
 import os
 from cog import BaseRunner, concurrent, current_scope
@@ -23,6 +25,7 @@ class Predictor(BaseRunner):
         current_scope().record_metric("name", name)
         return name + ":" + current_scope().context.get("tag", "")
 """
+)
 
 
 def test_concurrent_two_slots(serve_source, tmp_path):
@@ -35,11 +38,15 @@ def test_concurrent_two_slots(serve_source, tmp_path):
             wait_until((tmp_path / "running-one").exists, "the first prediction to start")
             assert health(s.url)["status"] == "READY"
             second = Background(
-                "POST", s.url + "/predictions", json={"input": {"name": "two"}, "context": {"tag": "b"}}
+                "POST",
+                s.url + "/predictions",
+                json={"input": {"name": "two"}, "context": {"tag": "b"}},
             )
             wait_until((tmp_path / "running-two").exists, "the second prediction to start")
             assert health(s.url)["status"] == "BUSY"
-            third = requests.post(s.url + "/predictions", json={"input": {"name": "three"}}, timeout=10)
+            third = requests.post(
+                s.url + "/predictions", json={"input": {"name": "three"}}, timeout=10
+            )
             assert (third.status_code, third.content) == (409, AT_CAPACITY)
         finally:
             (tmp_path / "release").touch()
@@ -84,7 +91,10 @@ def test_env_concurrency_gives_async_predictor_slots(serve_source, tmp_path, mon
             assert health(s.url)["status"] == "BUSY"
         finally:
             (tmp_path / "release").touch()
-        assert [first.result().json()["output"], second.result().json()["output"]] == ["one:", "two:"]
+        assert [first.result().json()["output"], second.result().json()["output"]] == [
+            "one:",
+            "two:",
+        ]
 
 
 def test_deprecated_base_predictor_predict(serve_source):
@@ -122,11 +132,23 @@ async def arun(text: str) -> str:
     return text.upper()
 """
     with serve_source(src, name="run") as s:
-        sync = requests.post(s.url + "/predictions", json={"input": {"text": "ab"}}, timeout=10).json()
+        sync = requests.post(
+            s.url + "/predictions", json={"input": {"text": "ab"}}, timeout=10
+        ).json()
     with serve_source(src, name="arun") as s:
-        async_ = requests.post(s.url + "/predictions", json={"input": {"text": "ab"}}, timeout=10).json()
-    assert (sync["status"], sync["output"], sync["logs"]) == ("succeeded", "abab", "sync function\n")
-    assert (async_["status"], async_["output"], async_["logs"]) == ("succeeded", "AB", "async function\n")
+        async_ = requests.post(
+            s.url + "/predictions", json={"input": {"text": "ab"}}, timeout=10
+        ).json()
+    assert (sync["status"], sync["output"], sync["logs"]) == (
+        "succeeded",
+        "abab",
+        "sync function\n",
+    )
+    assert (async_["status"], async_["output"], async_["logs"]) == (
+        "succeeded",
+        "AB",
+        "async function\n",
+    )
 
 
 LOOP_BOUND = """

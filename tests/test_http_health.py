@@ -18,7 +18,9 @@ NO_SCHEMA = b'{"error":"OpenAPI schema not available"}'
 HC_FALSE = "Healthcheck failed: user-defined healthcheck returned False"
 HC_TIMEOUT = "Healthcheck failed: user-defined healthcheck timed out after 5.0 seconds"
 
-GATED_SETUP = WAIT_FOR + """
+GATED_SETUP = (
+    WAIT_FOR
+    + """
 from typing import Iterator
 from cog import BaseRunner, streaming
 
@@ -36,6 +38,7 @@ class Predictor(BaseRunner):
     def run(self, text: str = "hi") -> Iterator[str]:
         yield text
 """
+)
 
 
 def _assert_refuses_creates(url: str) -> None:
@@ -87,7 +90,9 @@ def test_starting_while_setup_runs(serve_source, tmp_path):
 
 def test_ready_busy_ready(serve_source, tmp_path):
     """One slot: READY, BUSY while a prediction runs, READY again once it ends."""
-    src = WAIT_FOR + """
+    src = (
+        WAIT_FOR
+        + """
 from cog import BaseRunner
 
 class Predictor(BaseRunner):
@@ -96,6 +101,7 @@ class Predictor(BaseRunner):
         wait_for("@TMP@/release")
         return "done"
 """
+    )
     with serve_source(source(src, tmp_path)) as s:
         assert health(s.url)["status"] == "READY"
         sync = Background("POST", s.url + "/predictions", json={})
@@ -148,7 +154,10 @@ def test_setup_failed_when_setup_raises(serve_source, tmp_path):
             "    def predict(self) -> str:\n        return 'b'",
             "Predictor must define either run() or predict(), not both",
         ),
-        ("def other(self) -> str:\n        return 'a'", "run or predict method not found: Predictor"),
+        (
+            "def other(self) -> str:\n        return 'a'",
+            "run or predict method not found: Predictor",
+        ),
     ],
     ids=["both", "neither"],
 )
@@ -277,7 +286,9 @@ def test_healthcheck_non_false_is_healthy(serve_source, value):
 
 def test_healthcheck_recomputed_per_request_and_overrides_busy(serve_source, tmp_path):
     """UNHEALTHY follows the healthcheck on each GET, and overrides BUSY during a prediction."""
-    src = WAIT_FOR + """
+    src = (
+        WAIT_FOR
+        + """
 import os
 from cog import BaseRunner
 
@@ -290,6 +301,7 @@ class Predictor(BaseRunner):
         wait_for("@TMP@/release")
         return "done"
 """
+    )
     sick = tmp_path / "sick"
     with serve_source(source(src, tmp_path)) as s:
         assert health(s.url)["status"] == "READY"
@@ -315,7 +327,9 @@ class Predictor(BaseRunner):
 def test_healthcheck_times_out_after_5_seconds(serve_source, tmp_path, kind):
     """A healthcheck still running after 5 s makes the GET answer UNHEALTHY with the timeout."""
     if kind == "sync":
-        hc = 'def healthcheck(self) -> bool:\n        wait_for("@TMP@/hc-gate")\n        return True'
+        hc = (
+            'def healthcheck(self) -> bool:\n        wait_for("@TMP@/hc-gate")\n        return True'
+        )
     else:
         hc = (
             "async def healthcheck(self) -> bool:\n"
@@ -368,7 +382,9 @@ def test_setup_timeout(serve_source, tmp_path, monkeypatch):
 
 
 @pytest.mark.parametrize("value", ["0", "-3", "soon"])
-def test_setup_timeout_ignored_when_not_positive_integer(serve_source, tmp_path, monkeypatch, value):
+def test_setup_timeout_ignored_when_not_positive_integer(
+    serve_source, tmp_path, monkeypatch, value
+):
     """COG_SETUP_TIMEOUT of 0, negative or not an integer sets no deadline."""
     monkeypatch.setenv("COG_SETUP_TIMEOUT", value)
     with serve_source(source(GATED_SETUP, tmp_path), wait_ready=False) as s:

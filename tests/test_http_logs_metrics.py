@@ -79,7 +79,9 @@ def test_log_chunks_over_sse(serve_source):
 def test_logs_stay_with_their_prediction(serve_source):
     """Setup output stays in setup logs; a trailing partial line never leaks into the next run."""
     with serve_source(CHUNKING) as s:
-        bodies = [requests.post(s.url + "/predictions", json={}, timeout=10).json() for _ in range(3)]
+        bodies = [
+            requests.post(s.url + "/predictions", json={}, timeout=10).json() for _ in range(3)
+        ]
         setup_logs = health(s.url)["setup"]["logs"]
     assert [body["logs"] for body in bodies] == [EXPECTED_LOGS] * 3
     assert setup_logs == "from setup\n"
@@ -213,7 +215,9 @@ real_stdout.write(json.dumps({
 }))
 """
 
-KERNEL_PREDICTOR = WAIT_FOR + """
+KERNEL_PREDICTOR = (
+    WAIT_FOR
+    + """
 import logging
 import sys
 from cog import BaseRunner
@@ -230,6 +234,7 @@ class Predictor(BaseRunner):
         sys.stderr.write("predict stderr\\n")
         return "ok"
 """
+)
 
 
 def test_foreign_stdout_like_a_kernel(tmp_path):
@@ -240,7 +245,10 @@ def test_foreign_stdout_like_a_kernel(tmp_path):
     predictor = tmp_path / "predict.py"
     predictor.write_text(source(KERNEL_PREDICTOR, tmp_path))
     repo = Path(nbcog.__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")]))}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(repo), os.environ.get("PYTHONPATH")])),
+    }
     done = subprocess.run(
         [sys.executable, str(script), str(predictor), str(tmp_path)],
         capture_output=True,
@@ -333,7 +341,9 @@ def test_metrics_modes_deletes_and_nesting(serve_source):
             s.url + "/predictions", json={"input": {}, "context": {"user": "alice"}}, timeout=10
         ).json()
     assert body["status"] == "succeeded"
-    assert body["output"] == "Scope(MetricRecorder(keys=11))|MetricRecorder(keys=11)|{'user': 'alice'}"
+    assert (
+        body["output"] == "Scope(MetricRecorder(keys=11))|MetricRecorder(keys=11)|{'user': 'alice'}"
+    )
     assert _without_predict_time(body) == EXPECTED_METRICS
 
 
@@ -341,8 +351,14 @@ def test_metrics_modes_deletes_and_nesting(serve_source):
     ("fail", "error"),
     [
         ("name", "ValueError: metric name segment '_invalid' must start with a letter"),
-        ("mode", "TypeError: Invalid metric mode: 'bogus'. Expected 'replace', 'incr', or 'append'."),
-        ("type", "TypeError: Metric 'count' has type int, cannot set to str without deleting first"),
+        (
+            "mode",
+            "TypeError: Invalid metric mode: 'bogus'. Expected 'replace', 'incr', or 'append'.",
+        ),
+        (
+            "type",
+            "TypeError: Metric 'count' has type int, cannot set to str without deleting first",
+        ),
         (
             "none",
             "TypeError: Unsupported metric value type: NoneType. "
@@ -353,7 +369,9 @@ def test_metrics_modes_deletes_and_nesting(serve_source):
 def test_metric_error_fails_prediction_keeping_earlier_metrics(serve_source, fail, error):
     """A rejected metric fails the prediction with coglet's message; earlier metrics stay."""
     with serve_source(METRICS) as s:
-        body = requests.post(s.url + "/predictions", json={"input": {"fail": fail}}, timeout=10).json()
+        body = requests.post(
+            s.url + "/predictions", json={"input": {"fail": fail}}, timeout=10
+        ).json()
     assert body["status"] == "failed"
     assert body["error"] == "Prediction failed: Prediction failed: " + error
     assert "output" not in body
@@ -376,7 +394,9 @@ class Predictor(BaseRunner):
         good = requests.post(
             s.url + "/predictions", json={"context": {"a": "1", "b": "2"}}, timeout=10
         ).json()
-        bad = requests.post(s.url + "/predictions", json={"input": {"bad": True}}, timeout=10).json()
+        bad = requests.post(
+            s.url + "/predictions", json={"input": {"bad": True}}, timeout=10
+        ).json()
     assert good["output"] == {"a": "1", "b": "2"}
     assert _without_predict_time(good) == {"n": 1}
     assert bad["error"] == (
@@ -439,7 +459,9 @@ class Predictor(BaseRunner):
 
 def test_predict_time_in_every_terminal_body(serve_source, tmp_path):
     """Succeeded, failed and canceled sync bodies all carry metrics.predict_time."""
-    src = WAIT_FOR + """
+    src = (
+        WAIT_FOR
+        + """
 from cog import BaseRunner
 
 class Predictor(BaseRunner):
@@ -451,10 +473,17 @@ class Predictor(BaseRunner):
             wait_for("@TMP@/never")
         return "yes"
 """
+    )
     with serve_source(source(src, tmp_path)) as s:
-        ok = requests.post(s.url + "/predictions", json={"input": {"mode": "ok"}}, timeout=10).json()
-        failed = requests.post(s.url + "/predictions", json={"input": {"mode": "fail"}}, timeout=10).json()
-        waiting = Background("POST", s.url + "/predictions", json={"id": "w", "input": {"mode": "wait"}})
+        ok = requests.post(
+            s.url + "/predictions", json={"input": {"mode": "ok"}}, timeout=10
+        ).json()
+        failed = requests.post(
+            s.url + "/predictions", json={"input": {"mode": "fail"}}, timeout=10
+        ).json()
+        waiting = Background(
+            "POST", s.url + "/predictions", json={"id": "w", "input": {"mode": "wait"}}
+        )
         wait_until((tmp_path / "running").exists, "the prediction to start")
         assert requests.post(s.url + "/predictions/w/cancel", timeout=10).status_code == 200
         canceled = waiting.result().json()

@@ -10,7 +10,16 @@ import pytest
 
 FORBIDDEN = {
     "nbcog": ["tornado", "ipywidgets", "IPython", "cog", "coglet", "pydantic"],
-    "nbcog.core": ["tornado", "ipywidgets", "traitlets", "IPython", "cog", "coglet", "pydantic", "asyncio"],
+    "nbcog.core": [
+        "tornado",
+        "ipywidgets",
+        "traitlets",
+        "IPython",
+        "cog",
+        "coglet",
+        "pydantic",
+        "asyncio",
+    ],
     "nbcog.core.prediction": ["tornado", "ipywidgets", "IPython", "cog", "asyncio"],
     "nbcog.core.broadcaster": ["tornado", "ipywidgets", "IPython", "cog", "asyncio"],
     "nbcog.core.validation": ["tornado", "ipywidgets", "IPython", "cog", "asyncio"],

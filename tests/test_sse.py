@@ -531,14 +531,21 @@ def test_post_and_put_both_create_streams(serve_source, connect):
             {"chunk": "t1", "index": 1},
         ]
         done = items[-1].data
-        assert (done["id"], done["status"], done["output"]) == (prediction_id, "succeeded", ["t0", "t1"])
+        assert (done["id"], done["status"], done["output"]) == (
+            prediction_id,
+            "succeeded",
+            ["t0", "t1"],
+        )
 
 
 def test_predictor_raising_mid_stream_ends_with_completed_failed(serve_source, connect):
     """A generator raising after two chunks: completed failed, with error, logs, partial output."""
     with serve_source(GATED) as s:
         stream = connect(
-            s, "POST", "/predictions", {"id": "f1", "input": {"n": 5, "fail_at": 2, "say": "working"}}
+            s,
+            "POST",
+            "/predictions",
+            {"id": "f1", "input": {"n": 5, "fail_at": 2, "say": "working"}},
         )
         items = stream.read_to_end()
     assert kinds(items) == ["start", "log", "t0", "t1", "completed"]
@@ -557,7 +564,12 @@ def test_canceled_prediction_ends_with_completed_canceled(serve_source, connect,
     """Cancelled by id mid-stream: completed is canceled with the chunks so far and no error."""
     with serve_source(GATED) as s:
         gate = tmp_path / "never"
-        stream = connect(s, "POST", "/predictions", {"id": "c1", "input": {"n": 5, "hold_at": 2, "gate": str(gate)}})
+        stream = connect(
+            s,
+            "POST",
+            "/predictions",
+            {"id": "c1", "input": {"n": 5, "hold_at": 2, "gate": str(gate)}},
+        )
         stream.read_until(is_output(1))
         assert requests.post(s.url + "/predictions/c1/cancel", timeout=WAIT).status_code == 200
         items = stream.read_to_end()
@@ -842,7 +854,11 @@ def test_sse_errors_before_the_stream_are_plain_json(serve_source, connect, tmp_
         assert invalid.status == 422
         assert json.loads(invalid.json_body()) == {
             "detail": [
-                {"loc": ["body", "input", "n"], "msg": '"3" is not of type "integer"', "type": "value_error"}
+                {
+                    "loc": ["body", "input", "n"],
+                    "msg": '"3" is not of type "integer"',
+                    "type": "value_error",
+                }
             ]
         }
         first = connect(s, "POST", "/predictions", {"input": {"hold_at": 0, "gate": str(run_gate)}})
@@ -879,7 +895,9 @@ def test_sse_errors_before_the_stream_are_plain_json(serve_source, connect, tmp_
 def test_accept_parsing(serve_source, connect, accept, sse):
     """SSE only when a comma-separated part is text/event-stream (params ignored, case matters)."""
     with serve_source(GATED) as s:
-        response = connect(s, "POST", "/predictions", {"input": {"n": 1}}, headers=(("Accept", accept),))
+        response = connect(
+            s, "POST", "/predictions", {"input": {"n": 1}}, headers=(("Accept", accept),)
+        )
         if sse:
             assert response.headers["content-type"] == "text/event-stream"
             assert kinds(response.read_to_end()) == ["start", "t0", "completed"]
@@ -892,13 +910,19 @@ def test_only_the_first_accept_header_counts(serve_source, connect):
     """With two Accept headers coglet reads the first (live), so SSE second means JSON."""
     with serve_source(GATED) as s:
         json_first = connect(
-            s, "POST", "/predictions", {"input": {"n": 1}},
+            s,
+            "POST",
+            "/predictions",
+            {"input": {"n": 1}},
             headers=(("Accept", "application/json"), ("Accept", SSE)),
         )
         assert json_first.headers["content-type"] == "application/json"
         json_first.json_body()
         sse_first = connect(
-            s, "POST", "/predictions", {"input": {"n": 1}},
+            s,
+            "POST",
+            "/predictions",
+            {"input": {"n": 1}},
             headers=(("Accept", SSE), ("Accept", "application/json")),
         )
         assert kinds(sse_first.read_to_end()) == ["start", "t0", "completed"]
@@ -908,7 +932,10 @@ def test_prefer_respond_async_is_ignored_with_sse(serve_source, connect):
     """Accept: text/event-stream plus Prefer: respond-async streams (200), no 202."""
     with serve_source(GATED) as s:
         stream = connect(
-            s, "POST", "/predictions", {"input": {"n": 2}},
+            s,
+            "POST",
+            "/predictions",
+            {"input": {"n": 2}},
             headers=(("Accept", SSE), ("Prefer", "respond-async")),
         )
         assert stream.status == 200
@@ -924,7 +951,10 @@ def test_keepalive_when_idle_and_its_timer_restarts_on_each_event(serve_source, 
     with serve_source(GATED, keepalive=1.0) as s:
         # 75 events 20 ms apart (1.5 s in all), then silence at the gate.
         stream = connect(
-            s, "POST", "/predictions", {"input": {"n": 75, "pace": 0.02, "hold_at": 75, "gate": str(gate)}}
+            s,
+            "POST",
+            "/predictions",
+            {"input": {"n": 75, "pace": 0.02, "hold_at": 75, "gate": str(gate)}},
         )
         paced = stream.read_until(is_output(74))
         idle = stream.read_until(lambda item: item.name == ":")
@@ -942,11 +972,18 @@ def test_keepalive_when_idle_and_its_timer_restarts_on_each_event(serve_source, 
 # -- late subscribers and replay (spec §11.5) -----------------------------------------------
 
 
-def test_late_subscriber_gets_full_replay_then_live_without_gap_or_duplicate(serve_source, connect, tmp_path):
+def test_late_subscriber_gets_full_replay_then_live_without_gap_or_duplicate(
+    serve_source, connect, tmp_path
+):
     """A PUT SSE attach mid-run gets the history, then live events: the creator's exact bytes."""
     gate = tmp_path / "gate"
     with serve_source(GATED) as s:
-        creator = connect(s, "POST", "/predictions", {"id": "late", "input": {"n": 10, "hold_at": 5, "gate": str(gate)}})
+        creator = connect(
+            s,
+            "POST",
+            "/predictions",
+            {"id": "late", "input": {"n": 10, "hold_at": 5, "gate": str(gate)}},
+        )
         creator.read_until(is_output(4))
         late = connect(s, "PUT", "/predictions/late", {"input": {"n": 99}})
         assert late.status == 200
@@ -972,7 +1009,12 @@ def test_truncated_replay_sends_error_with_skipped_and_closes(
     else:
         options["history_capacity"] = 2
     with serve_source(GATED, **options) as s:
-        creator = connect(s, "POST", "/predictions", {"id": "tr", "input": {"n": 12, "hold_at": 9, "gate": str(gate)}})
+        creator = connect(
+            s,
+            "POST",
+            "/predictions",
+            {"id": "tr", "input": {"n": 12, "hold_at": 9, "gate": str(gate)}},
+        )
         creator.read_until(is_output(8))  # start + 9 outputs = 10 events
         late = connect(s, "PUT", "/predictions/tr", {})
         late_items = late.read_to_end()
@@ -988,11 +1030,18 @@ def test_truncated_replay_sends_error_with_skipped_and_closes(
     assert creator_items[-1].data["status"] == "succeeded"
 
 
-def test_capacity_zero_streams_only_live_events_to_late_subscribers(serve_source, connect, tmp_path):
+def test_capacity_zero_streams_only_live_events_to_late_subscribers(
+    serve_source, connect, tmp_path
+):
     """History 0: no replay and no error; a late subscriber gets what comes after it joined."""
     gate = tmp_path / "gate"
     with serve_source(GATED, history_capacity=0) as s:
-        creator = connect(s, "POST", "/predictions", {"id": "z", "input": {"n": 12, "hold_at": 9, "gate": str(gate)}})
+        creator = connect(
+            s,
+            "POST",
+            "/predictions",
+            {"id": "z", "input": {"n": 12, "hold_at": 9, "gate": str(gate)}},
+        )
         creator.read_until(is_output(8))
         late = connect(s, "PUT", "/predictions/z", {})
         assert late.status == 200  # the head is flushed once the subscription exists
@@ -1010,12 +1059,19 @@ def test_invalid_history_capacity_env_means_1024_with_a_warning(
     monkeypatch.setenv("COG_STREAM_HISTORY_CAPACITY", "nope")
     gate = tmp_path / "gate"
     with caplog.at_level(logging.WARNING, logger="nbcog"), serve_source(GATED) as s:
-        creator = connect(s, "POST", "/predictions", {"id": "d", "input": {"n": 1100, "hold_at": 1100, "gate": str(gate)}})
+        creator = connect(
+            s,
+            "POST",
+            "/predictions",
+            {"id": "d", "input": {"n": 1100, "hold_at": 1100, "gate": str(gate)}},
+        )
         creator.read_until(is_output(1099))
         late_items = connect(s, "PUT", "/predictions/d", {}).read_to_end()
         gate.touch()
         creator.read_to_end()
-    assert [(i.name, i.data) for i in late_items] == [("error", {"error": TRUNCATED, "skipped": 77})]
+    assert [(i.name, i.data) for i in late_items] == [
+        ("error", {"error": TRUNCATED, "skipped": 77})
+    ]
     assert any(
         "COG_STREAM_HISTORY_CAPACITY" in r.getMessage() and "'nope'" in r.getMessage()
         for r in caplog.records
@@ -1027,7 +1083,9 @@ def test_invalid_history_capacity_env_means_1024_with_a_warning(
 
 
 @pytest.mark.parametrize(
-    "headers", [(("Accept", SSE),), (("Accept", SSE), ("Prefer", "respond-async"))], ids=["sse", "sse+async"]
+    "headers",
+    [(("Accept", SSE),), (("Accept", SSE), ("Prefer", "respond-async"))],
+    ids=["sse", "sse+async"],
 )
 def test_creator_disconnect_cancels_promptly_while_nothing_is_written(
     serve_source, connect, hooks, tmp_path, headers
@@ -1035,7 +1093,10 @@ def test_creator_disconnect_cancels_promptly_while_nothing_is_written(
     """The SSE creator hangs up while the predictor is silent: it is canceled within moments."""
     with serve_source(GATED) as s:
         stream = connect(
-            s, "POST", "/predictions", hooks.request(n=2, hold_at=0, gate=str(tmp_path / "never")),
+            s,
+            "POST",
+            "/predictions",
+            hooks.request(n=2, hold_at=0, gate=str(tmp_path / "never")),
             headers=headers,
         )
         stream.read_until(lambda item: item.name == "start")
@@ -1045,7 +1106,10 @@ def test_creator_disconnect_cancels_promptly_while_nothing_is_written(
         # Noticed without writing anything: well before a 15 s keep-alive would have failed
         # (the predictor would hold for 120 s).
         assert time.monotonic() - closed_at < 10
-        assert requests.post(s.url + f"/predictions/{done['id']}/cancel", timeout=WAIT).status_code == 404
+        assert (
+            requests.post(s.url + f"/predictions/{done['id']}/cancel", timeout=WAIT).status_code
+            == 404
+        )
     assert done["status"] == "canceled"
 
 
@@ -1069,7 +1133,9 @@ def test_attached_subscriber_keeps_the_prediction_alive_until_it_leaves(
     assert (done["status"], done["output"]) == ("canceled", tokens(4))
 
 
-def test_async_json_predictions_survive_their_subscribers_leaving(serve_source, connect, hooks, tmp_path):
+def test_async_json_predictions_survive_their_subscribers_leaving(
+    serve_source, connect, hooks, tmp_path
+):
     """Created with Prefer: respond-async, a prediction runs on when every SSE subscriber left."""
     gate = tmp_path / "gate"
     with serve_source(GATED) as s:
@@ -1110,7 +1176,9 @@ def test_sync_json_client_disconnect_cancels(serve_source, hooks, tmp_path):
 # -- many and slow subscribers (spec §11.6) -------------------------------------------------
 
 
-def test_hundred_concurrent_subscribers_all_receive_every_event_in_order(serve_source, connect, tmp_path):
+def test_hundred_concurrent_subscribers_all_receive_every_event_in_order(
+    serve_source, connect, tmp_path
+):
     """The creator and 99 PUT subscribers, each on a thread, get start, 200 tokens, completed."""
     gate = tmp_path / "gate"
     joined = threading.Semaphore(0)
@@ -1127,9 +1195,14 @@ def test_hundred_concurrent_subscribers_all_receive_every_event_in_order(serve_s
             joined.release()
 
     with serve_source(GATED) as s:
-        creator = connect(s, "PUT", "/predictions/many", {"input": {"n": 200, "hold_at": 10, "gate": str(gate)}})
+        creator = connect(
+            s, "PUT", "/predictions/many", {"input": {"n": 200, "hold_at": 10, "gate": str(gate)}}
+        )
         streams = [creator] + [connect(s, "PUT", "/predictions/many", {}) for _ in range(99)]
-        threads = [threading.Thread(target=follow, args=(n, st), daemon=True) for n, st in enumerate(streams)]
+        threads = [
+            threading.Thread(target=follow, args=(n, st), daemon=True)
+            for n, st in enumerate(streams)
+        ]
         for thread in threads:
             thread.start()
         for _ in threads:
@@ -1150,7 +1223,12 @@ def test_a_subscriber_that_never_reads_is_lagged_and_stalls_nobody(serve_source,
     gate = tmp_path / "gate"
     n, pad = 20_000, 1000  # 20 MB: far more than socket buffers and the 1024-event queue hold
     with serve_source(GATED) as s:
-        fast = connect(s, "PUT", "/predictions/lag", {"input": {"n": n, "pad": pad, "hold_at": 0, "gate": str(gate)}})
+        fast = connect(
+            s,
+            "PUT",
+            "/predictions/lag",
+            {"input": {"n": n, "pad": pad, "hold_at": 0, "gate": str(gate)}},
+        )
         slow = connect(s, "PUT", "/predictions/lag", {}, rcvbuf=4096)
         assert kinds(slow.read_until(lambda item: item.name == "start")) == ["start"]
         fast_items: list[Item] = []

@@ -365,7 +365,9 @@ def test_receiver_down_does_not_raise(
     # Deliveries run on several threads, so the completed one's record need not come last.
     final = [r.getMessage() for r in records if "failed after 12 retries" in r.getMessage()]
     assert len(final) == 1
-    assert final[0].startswith(f"completed webhook to {url} failed after 12 retries: request error:")
+    assert final[0].startswith(
+        f"completed webhook to {url} failed after 12 retries: request error:"
+    )
 
 
 def test_close_abandons_a_waiting_retry(receiver: Receiver) -> None:

@@ -59,7 +59,7 @@ class Prediction:
         prediction_id: str,
         *,
         created_at: float,
-        input: dict[str, Any] | None = None,  # noqa: A002 - Cog's field name
+        input: dict[str, Any] | None = None,
         kind: str = "prediction",
     ) -> None:
         self.id = prediction_id

@@ -41,6 +41,6 @@ class HealthChecker:
             return TIMED_OUT
         except asyncio.CancelledError:
             raise
-        except BaseException as exc:  # noqa: BLE001 - sys.exit() in it must not stop the loop
+        except BaseException as exc:
             return f"Healthcheck failed: {describe_exception(exc)}"
         return FAILED_FALSE if result is False else None

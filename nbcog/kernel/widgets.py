@@ -28,8 +28,8 @@ W = TypeVar("W")
 def build(handle: ServerHandle, make: Callable[[PredictionService], W]) -> W:
     """``make(service)`` on the serving loop's thread, in the calling cell's context."""
     context = contextvars.copy_context()
-    service = handle._service()  # noqa: SLF001 - the handle's own service, by design
-    return handle._call(lambda: context.run(make, service))  # noqa: SLF001
+    service = handle._service()
+    return handle._call(lambda: context.run(make, service))
 
 
 def show_monitor(handle: ServerHandle) -> ServerMonitor:

@@ -89,7 +89,7 @@ class Runtime:
         log.activate()
         try:
             self._load_and_setup()
-        except BaseException as exc:  # noqa: BLE001 - any failure is SETUP_FAILED, never a crash
+        except BaseException as exc:
             log.deactivate()
             lines = traceback.format_exception(exc)
             self._append_log("stderr", "".join(lines[:-1]) + describe_exception(exc) + "\n")

@@ -191,7 +191,7 @@ class Runner:
         prefix = "Training failed: " if job.training else "Prediction failed: "
         try:
             kwargs = handler.coerce(job.values, resources.inputs.download)
-        except Exception as exc:  # noqa: BLE001 - download failures end the prediction
+        except Exception as exc:
             if job.cancel_requested:  # the download stopped because of the cancel
                 return Finished(Status.CANCELED)
             return Finished(Status.FAILED, str(exc))
@@ -208,7 +208,7 @@ class Runner:
                     _emit_all_or_raise(outputs, result)
             finally:
                 self._leave_user_code(job)
-        except BaseException as exc:  # noqa: BLE001 - SystemExit too fails only this prediction
+        except BaseException as exc:
             # A cancel can fire between predict()'s return and the finally's lock, leaving the
             # thread marked as in user code: unmark it before another cancel lands in the runner.
             self._leave_user_code(job)
@@ -256,7 +256,7 @@ class Runner:
             )
         except asyncio.CancelledError:
             return Finished(Status.CANCELED)
-        except Exception as exc:  # noqa: BLE001 - download failures end the prediction
+        except Exception as exc:
             if job.cancel_requested:
                 return Finished(Status.CANCELED)
             return Finished(Status.FAILED, str(exc))
@@ -269,7 +269,7 @@ class Runner:
                     _emit_or_raise(outputs, item)
             else:
                 _emit_all_or_raise(outputs, await handler.fn(**kwargs))
-        except BaseException as exc:  # noqa: BLE001 - SystemExit too fails only this prediction
+        except BaseException as exc:
             return _ending(job, outputs, prefix, exc)
         return _ending(job, outputs, prefix)
 
