@@ -516,6 +516,27 @@ def test_response_headers(serve_source, connect):
     assert stream.headers["transfer-encoding"] == "chunked"
 
 
+def test_streams_are_sent_without_nagle_delay(serve_source, connect, tmp_path):
+    """An SSE response sets TCP_NODELAY, so no event waits for the client's delayed ACK."""
+    gate = tmp_path / "gate"
+    with serve_source(GATED) as s:
+        stream = connect(
+            s, "POST", "/predictions", {"input": {"n": 2, "hold_at": 1, "gate": str(gate)}}
+        )
+        stream.read_until(lambda item: item.name == "output")
+
+        def nodelay() -> list[int]:
+            connections = s.server._http._connections  # the server's live HTTP connections
+            return [
+                c.stream.socket.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+                for c in connections
+            ]
+
+        assert s.call(nodelay) == [1]
+        gate.touch()
+        stream.read_to_end()
+
+
 def test_post_and_put_both_create_streams(serve_source, connect):
     """POST and PUT /predictions/{id} with SSE each run a prediction and stream it to the end."""
     with serve_source(GATED) as s:

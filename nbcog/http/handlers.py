@@ -295,6 +295,11 @@ class CreateHandler(CogHandler):
             await self._wait_sync(entry)
 
     async def _stream(self, entry: InFlight) -> None:
+        # Each batch of events goes out when written: Nagle's algorithm would hold a small
+        # write back until the client acknowledges the previous one (up to its delayed-ACK
+        # timeout, 40 ms on Linux) whenever one is unacknowledged. Tornado restores the
+        # default when the response finishes.
+        self.request.connection.stream.set_nodelay(True)  # type: ignore[attr-defined]
         try:
             await stream_events(
                 self, self.service, entry, closer=self._closer, keepalive=self.keepalive
