@@ -223,11 +223,9 @@ class Bench:
         """Back-to-back sync predictions of ``trivial.py``, in alternating blocks."""
         s = self.sizes
         with ExitStack() as stack:
-            servers = self.start(stack, "trivial")
-            connections = {k: Connection(server.port) for k, server in servers.items()}
-            for connection in connections.values():
-                stack.callback(connection.close)
-                figures.sync_block(connection, 20)
+            connections = self._warm_connections(
+                stack, self.start(stack, "trivial"), lambda c: figures.sync_block(c, 20)
+            )
             blocks = self._repeat(
                 connections,
                 max(1, s.sync_requests // s.sync_block),
@@ -265,11 +263,9 @@ class Bench:
         """A ``size_mb`` MB ``Path`` output as a data URL (``path.py``)."""
         s = self.sizes
         with ExitStack() as stack:
-            servers = self.start(stack, "path")
-            connections = {k: Connection(server.port) for k, server in servers.items()}
-            for connection in connections.values():
-                stack.callback(connection.close)
-                figures.path_output(connection, s.path_mb)
+            connections = self._warm_connections(
+                stack, self.start(stack, "path"), lambda c: figures.path_output(c, s.path_mb)
+            )
             runs = self._repeat(
                 connections, s.path_reps, lambda c: figures.path_output(c, s.path_mb)
             )
@@ -298,6 +294,17 @@ class Bench:
             self.record("rss_after2", {k: v[1] for k, v in after.items()})
             self.record("rss_growth", {k: v[1] - v[0] for k, v in after.items()})
             self.record_throughput("long", runs)
+
+    @staticmethod
+    def _warm_connections(
+        stack: ExitStack, servers: dict[str, Any], warm_up: Callable[[Connection], Any]
+    ) -> dict[str, Connection]:
+        """One keep-alive connection per server (closed with ``stack``), each used once first."""
+        connections = {k: Connection(server.port) for k, server in servers.items()}
+        for connection in connections.values():
+            stack.callback(connection.close)
+            warm_up(connection)
+        return connections
 
     @staticmethod
     def _repeat(

@@ -400,7 +400,7 @@ class PredictionService:
         # predictions: RSS would grow with every long stream.
         entry_ref: list[weakref.ref[InFlight]] = []
         pipe: EventPipe[Event | Finished] = EventPipe(
-            self._loop.call_soon_threadsafe, lambda batch: self._deliver(entry_ref[0], batch)
+            self._loop.call_soon_threadsafe, lambda batch: self._deliver_to(entry_ref[0], batch)
         )
         job = Job(
             prediction_id,
@@ -428,10 +428,13 @@ class PredictionService:
 
     # -- events from the runner (loop thread) ------------------------------------------
 
-    def _deliver(self, ref: weakref.ref[InFlight], batch: list[Event | Finished]) -> None:
+    def _deliver_to(self, ref: weakref.ref[InFlight], batch: list[Event | Finished]) -> None:
+        """The pipe's callback: it holds its entry weakly (see ``_start``)."""
         entry = ref()
-        if entry is None:
-            return  # finished and forgotten: ignored, like any event after the end
+        if entry is not None:  # else finished and forgotten: ignored, like any late event
+            self._deliver(entry, batch)
+
+    def _deliver(self, entry: InFlight, batch: list[Event | Finished]) -> None:
         # The hot loop of a fast stream. Nothing in it can end the prediction (only _finish
         # does), so "terminal" is checked once and the bound methods are looked up once.
         prediction = entry.prediction
@@ -531,7 +534,7 @@ class PredictionService:
         self._closed = True
         for entry in list(self._inflight.values()):
             Runner.cancel(entry.job)
-            self._deliver(weakref.ref(entry), entry.pipe.close())
+            self._deliver(entry, entry.pipe.close())
             if not entry.prediction.is_terminal:
                 self._finish(entry, Finished(Status.CANCELED))
         self.runtime.close()
