@@ -73,7 +73,8 @@ class Event:
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Event) and (self.name, self.data) == (other.name, other.data)
 
-    __hash__ = None  # type: ignore[assignment] - data is a mutable dict
+    # Unhashable: data is a mutable dict. (typeshed types object.__hash__ as a method.)
+    __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
         return f"Event({self.name!r}, {self.data!r})"

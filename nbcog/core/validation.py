@@ -19,7 +19,7 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeGuard
 
 _REF_PREFIX = "#/components/schemas/"
 _ANY_OF = "is not valid under any of the schemas listed in the 'anyOf' keyword"
@@ -124,7 +124,7 @@ def _compile(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern, re.ASCII)
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 

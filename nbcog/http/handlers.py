@@ -11,7 +11,9 @@ import asyncio
 from typing import Any
 
 import tornado.web
-from tornado.iostream import StreamClosedError
+from tornado.http1connection import HTTP1Connection
+from tornado.httputil import HTTPServerRequest
+from tornado.iostream import IOStream, StreamClosedError
 
 from nbcog.core.errors import (
     InputValidationError,
@@ -58,6 +60,13 @@ def request_mode(headers: Any) -> Mode:
     if first_header(headers, "Prefer") == "respond-async":
         return Mode.ASYNC
     return Mode.SYNC
+
+
+def _client_stream(request: HTTPServerRequest) -> IOStream:
+    """The client's socket: tornado's HTTPServer serves every request over an HTTP1Connection."""
+    connection = request.connection
+    assert isinstance(connection, HTTP1Connection), connection
+    return connection.stream
 
 
 class CogHandler(tornado.web.RequestHandler):
@@ -299,7 +308,7 @@ class CreateHandler(CogHandler):
         # write back until the client acknowledges the previous one (up to its delayed-ACK
         # timeout, 40 ms on Linux) whenever one is unacknowledged. Tornado restores the
         # default when the response finishes.
-        self.request.connection.stream.set_nodelay(True)  # type: ignore[attr-defined]
+        _client_stream(self.request).set_nodelay(True)
         try:
             await stream_events(
                 self, self.service, entry, closer=self._closer, keepalive=self.keepalive
@@ -309,13 +318,18 @@ class CreateHandler(CogHandler):
 
     async def _wait_sync(self, entry: InFlight) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry.on_done(lambda _: done.done() or done.set_result(None))
+
+        def finish(_: InFlight) -> None:
+            if not done.done():
+                done.set_result(None)
+
+        entry.on_done(finish)
         self._waiting = entry
         if self._closer.closed:  # the client left before we started waiting
             self.service.cancel(entry.prediction.id)
         await done
         self._waiting = None
-        if self.request.connection.stream.closed():  # type: ignore[attr-defined]
+        if _client_stream(self.request).closed():
             return
         completed = entry.completed
         if completed is not None and entry.prediction.status is Status.SUCCEEDED:

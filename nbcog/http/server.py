@@ -146,7 +146,12 @@ class Server:
         """Wait until setup has ended (READY or SETUP_FAILED) and return the health."""
         assert self.service is not None, "start() first"
         ended: asyncio.Future[Health] = asyncio.get_running_loop().create_future()
-        self.service.on_setup_done(lambda health: ended.done() or ended.set_result(health))
+
+        def end(health: Health) -> None:
+            if not ended.done():
+                ended.set_result(health)
+
+        self.service.on_setup_done(end)
         return await asyncio.wait_for(ended, timeout)
 
     def stop(self) -> None:

@@ -65,7 +65,8 @@ class Closer:
         if self._woken:
             return True
         loop = asyncio.get_running_loop()
-        waiter = self._waiter = loop.create_future()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self._waiter = waiter
         timer = loop.call_later(timeout, _expire, waiter)
         try:
             return await waiter

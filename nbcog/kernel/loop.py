@@ -54,7 +54,7 @@ class _Interrupts:
         self._loop = loop
         self.task: asyncio.Future[Any] | None = None
         self.count = 0
-        self.abandon: Callable[[], None] = lambda: None
+        self.abandon: Callable[[], object] = lambda: None
         self._previous: Any = None
         self._installed = False
 

@@ -65,7 +65,12 @@ class PredictionFailed(Exception):
 async def setup_done(service: PredictionService) -> None:
     """Wait until setup has ended, READY or SETUP_FAILED (serving loop only)."""
     ended: asyncio.Future[Health] = asyncio.get_running_loop().create_future()
-    service.on_setup_done(lambda health: ended.done() or ended.set_result(health))
+
+    def end(health: Health) -> None:
+        if not ended.done():
+            ended.set_result(health)
+
+    service.on_setup_done(end)
     await ended
 
 
@@ -89,7 +94,12 @@ async def run_prediction(
     wake = asyncio.Event()
     subscription = entry.broadcaster.subscribe(wake.set)
     finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-    entry.on_done(lambda _: finished.done() or finished.set_result(None))
+
+    def finish(_: InFlight) -> None:
+        if not finished.done():
+            finished.set_result(None)
+
+    entry.on_done(finish)
     try:
         while not subscription.done:
             await wake.wait()

@@ -101,9 +101,9 @@ def _file(value: str, index: int) -> FileOutput | None:
         )
     if value.startswith(("http://", "https://")):
         name = unquote(urlsplit(value).path.rsplit("/", 1)[-1])
-        mime = mimetypes.guess_type(name)[0] if name else None
-        if mime is not None:
-            return FileOutput(value, mime, None, name)
+        guessed = mimetypes.guess_type(name)[0] if name else None
+        if guessed is not None:
+            return FileOutput(value, guessed, None, name)
     return None
 
 

@@ -37,7 +37,8 @@ LOOP_NOTE = (
 def input_schema(openapi: Mapping[str, Any]) -> dict[str, Any]:
     """The ``Input`` component with its ``$ref``s inlined."""
     components = openapi["components"]["schemas"]
-    return inline_refs(components["Input"], components)
+    inlined: dict[str, Any] = inline_refs(components["Input"], components)
+    return inlined
 
 
 def curl_lines(url: str, openapi: Mapping[str, Any]) -> list[str]:
@@ -59,7 +60,7 @@ def _indent(text: str, lines: int = LOG_TAIL_LINES) -> list[str]:
 
 
 def _in_kernel() -> bool:
-    from IPython import get_ipython
+    from IPython.core.getipython import get_ipython
 
     return getattr(get_ipython(), "kernel", None) is not None
 

@@ -457,7 +457,7 @@ def install_shutdown_hook(shell: Any = None) -> None:
     thread); ``ServerHandle.stop`` hands the work to each server's loop.
     """
     if shell is None:
-        from IPython import get_ipython
+        from IPython.core.getipython import get_ipython
 
         shell = get_ipython()
     if shell is None or id(shell) in _hooked_shells:

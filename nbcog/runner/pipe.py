@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
-Post = Callable[[Callable[[], None]], None]
+Post = Callable[[Callable[[], None]], object]  # loop.call_soon_threadsafe; result unused
 
 DEFAULT_HIGH_WATER = 256
 

@@ -179,4 +179,5 @@ def install_scope_hook() -> None:
     Outside a prediction the SDK then gets nbcog's inactive scope instead of coglet's native
     one; both behave the same there.
     """
-    coglet._sdk.current_scope = current_scope
+    # PredictionScope is a duck-typed stand-in: coglet's Scope is a final native class.
+    coglet._sdk.current_scope = current_scope  # type: ignore[assignment]

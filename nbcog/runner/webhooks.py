@@ -70,7 +70,7 @@ _THROTTLE_HEAD_START = 10.0
 
 def backoff_delay(retry: int) -> float:
     """Seconds to wait before retry number ``retry`` (1-based): 0.2, 0.4, ... 102.4, 102.4."""
-    return _BACKOFF_BASE * 2 ** min(retry, 10)
+    return _BACKOFF_BASE * 2.0 ** min(retry, 10)
 
 
 def throttle_interval(raw: str | None) -> float:

@@ -29,7 +29,8 @@ def input_schema(service: PredictionService, *, training: bool) -> dict[str, Any
     assert service.openapi is not None, "setup has not succeeded"
     schemas = service.openapi["components"]["schemas"]
     name = "TrainingInput" if training and "TrainingInput" in schemas else "Input"
-    return inline_refs(schemas[name], schemas)
+    inlined: dict[str, Any] = inline_refs(schemas[name], schemas)
+    return inlined
 
 
 def error_field(detail: dict[str, Any]) -> str:
@@ -40,7 +41,7 @@ def error_field(detail: dict[str, Any]) -> str:
     return str(loc[2]).split("/", 1)[0]
 
 
-class InputForm(ipywidgets.VBox):
+class InputForm(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     """A form for the served predictor's inputs, with a Run button.
 
     Args:

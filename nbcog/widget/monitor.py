@@ -46,11 +46,11 @@ class PredictionList(anywidget.AnyWidget):
     _css = (_ASSETS / "view.css").read_text()
 
     title = traitlets.Unicode("").tag(sync=True)
-    rows = traitlets.List().tag(sync=True)
+    rows: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     selected = traitlets.Unicode("").tag(sync=True)
 
 
-class ServerMonitor(ipywidgets.VBox):
+class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     """All predictions of ``service``, live; clicking one opens its ``PredictionView``.
 
     Args:

@@ -67,7 +67,7 @@ def output_schema(service: PredictionService, training: bool) -> dict[str, Any] 
     """The ``Output``/``TrainingOutput`` schema once setup has succeeded, else None."""
     if service.openapi is None:
         return None
-    schemas = service.openapi["components"]["schemas"]
+    schemas: dict[str, dict[str, Any]] = service.openapi["components"]["schemas"]
     if training and "TrainingOutput" in schemas:
         return schemas["TrainingOutput"]
     return schemas.get("Output")
@@ -98,15 +98,15 @@ class PredictionView(anywidget.AnyWidget):
     done = traitlets.Bool(False).tag(sync=True)
     status = traitlets.Unicode("starting").tag(sync=True)
     output_text = traitlets.Unicode("").tag(sync=True)
-    output_items = traitlets.List().tag(sync=True)
+    output_items: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     logs = traitlets.Unicode("").tag(sync=True)
     metrics = traitlets.Dict().tag(sync=True)
     metric_modes = traitlets.Dict().tag(sync=True)
     error = traitlets.Unicode("").tag(sync=True)
     traceback = traitlets.Unicode("").tag(sync=True)
-    timeline = traitlets.List().tag(sync=True)
+    timeline: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     timeline_dropped = traitlets.Int(0).tag(sync=True)
-    notices = traitlets.List().tag(sync=True)
+    notices: traitlets.List[str] = traitlets.List().tag(sync=True)
     output_count = traitlets.Int(0).tag(sync=True)
 
     def __init__(

@@ -138,7 +138,7 @@ def _declared_defaults(func: types.FunctionType) -> dict[str, Any]:
     The first call stashes the written defaults on the function: after patching, the
     ``FieldInfo`` metadata (descriptions, constraints) lives only there.
     """
-    stash = func.__dict__.setdefault(
+    stash: tuple[tuple[Any, ...], dict[str, Any]] = func.__dict__.setdefault(
         "__nbcog_declared_defaults__", (func.__defaults__ or (), dict(func.__kwdefaults__ or {}))
     )
     defaults, kwdefaults = stash

@@ -114,10 +114,12 @@ def _is_model(annotation: Any) -> bool:
     )
 
 
-def _model_schema(model: type, seen: frozenset[type]) -> dict[str, Any]:
+def _model_schema(model: Any, seen: frozenset[type]) -> dict[str, Any]:
     """Properties in field order, each titled; required unless Optional or defaulted.
 
     A model that contains itself is an opaque object at the second level, as in cog.
+    ``model`` is Any: TypedDicts, dataclasses and pydantic models share no static type, and
+    they are told apart below at run time.
     """
     if model in seen:
         return dict(ANY)

@@ -58,7 +58,7 @@ def describe_predictor(target: object, *, kind: Kind = "predict") -> PredictorIn
     if not has_train and kind == "train":
         raise method_not_found("train", cls)
     predict = getattr(target, method) if method else None
-    train = target.train if has_train else None
+    train = getattr(target, "train", None) if has_train else None
     setup = getattr(target, "setup", None)
     healthcheck = getattr(target, "healthcheck", None)
     return PredictorInfo(
