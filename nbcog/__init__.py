@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from nbcog._version import __version__
+
 if TYPE_CHECKING:
     from nbcog.http.server import PortInUse, Server
     from nbcog.kernel import CannotPredict, PredictionFailed, PredictionResult, ServerHandle, serve
@@ -30,8 +32,6 @@ __all__ = [
     "serve",
     "unload_ipython_extension",
 ]
-
-__version__ = "0.1.0"
 
 
 _KERNEL_NAMES = ("serve", "ServerHandle", "PredictionFailed", "PredictionResult", "CannotPredict")

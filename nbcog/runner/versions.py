@@ -6,7 +6,7 @@ import functools
 import platform
 from importlib.metadata import PackageNotFoundError, version
 
-from nbcog import __version__
+from nbcog._version import __version__
 
 
 def _installed(name: str) -> str:
