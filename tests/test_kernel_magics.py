@@ -183,7 +183,7 @@ class Broken(BaseRunner):
     assert lines[1:] == [
         f"  curl -s -X POST {url}/predictions -H 'Content-Type: application/json' "
         """-d '{"input": {"prompt": "..."}}'""",
-        f"  curl -N -X POST {url}/predictions -H 'Content-Type: application/json' "
+        f"  curl -sN -X POST {url}/predictions -H 'Content-Type: application/json' "
         """-d '{"input": {"prompt": "..."}}' -H 'Accept: text/event-stream'""",
         "  | weights loaded",
     ]

@@ -166,7 +166,7 @@ def test_quickstart_streams_to_a_client_outside_the_kernel(tmp_path):
         # 11 more words at 0.3 s each follow the first: they arrived while it ran.
         assert arrived[-1][0] - outputs[0][0] > 1.0
 
-        curl_cell = next(c for c in run.notebook.cells if "curl -N" in c.source)
+        curl_cell = next(c for c in run.notebook.cells if "curl -sN" in c.source)
         script = re.search(r"```bash\n(.*?)```", curl_cell.source, re.DOTALL).group(1)
         pasted = subprocess.run(
             ["bash", "-e", "-c", script], capture_output=True, text=True, timeout=60, check=True

@@ -96,10 +96,10 @@ def png() -> bytes:
 
 class Predictor(BaseRunner):
     def run(self) -> Iterator[Path]:
-        image = Path("dot.png")
+        image = Path(__file__).with_name("dot.png")  # in the test's tmp_path, never the cwd
         image.write_bytes(png())
         yield image
-        other = Path("notes.bin")
+        other = Path(__file__).with_name("notes.bin")
         other.write_bytes(b"\\x00\\x01")
         yield other
 """

@@ -50,7 +50,7 @@ def curl_lines(url: str, openapi: Mapping[str, Any]) -> list[str]:
     )
     lines = [create]
     if openapi["paths"]["/predictions"]["post"].get("x-cog-streaming"):
-        lines.append(create.replace("curl -s", "curl -N", 1) + " -H 'Accept: text/event-stream'")
+        lines.append(create.replace("curl -s", "curl -sN", 1) + " -H 'Accept: text/event-stream'")
     return lines
 
 
