@@ -14,7 +14,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import textwrap
 import time
 from collections.abc import Iterator
@@ -24,6 +23,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import requests
+from freshvenv import make_venv, venv_environ
 from kernelkit import Kernel, sse_events
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
@@ -34,7 +34,6 @@ KERNEL_SERVER_PORT = 5298
 PREFIX = "/user/newcomer/"  # the base URL JupyterHub gives a user's server on Binder
 TOKEN = "nbcog-binder-test"
 AUTH = {"Authorization": f"token {TOKEN}"}
-INSTALL_TIMEOUT = 600
 NOTEBOOK_TIMEOUT = 300
 
 # One line each notebook prints when it has done its job (tests/test_notebooks.py checks more).
@@ -66,28 +65,7 @@ class Predictor(BaseRunner):
 def venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh virtualenv with binder/requirements.txt installed, as repo2docker does it."""
     path = tmp_path_factory.mktemp("binder") / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=120)
-    subprocess.run(
-        [
-            *(str(path / "bin" / "python"), "-m", "pip", "install", "--quiet"),
-            *("--disable-pip-version-check", "-r", "binder/requirements.txt"),
-        ],
-        cwd=ROOT,
-        check=True,
-        timeout=INSTALL_TIMEOUT,
-    )
-    return path
-
-
-def venv_environ(venv: Path, home: Path) -> dict[str, str]:
-    """The environment of an activated ``venv``, with Jupyter's per-user files under ``home``."""
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
-    env["VIRTUAL_ENV"] = str(venv)
-    env["PATH"] = os.pathsep.join([str(venv / "bin"), env.get("PATH", "")])
-    for name, folder in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data")):
-        env[name] = str(home / folder)
-    env["JUPYTER_RUNTIME_DIR"] = str(home / "runtime")
-    return env
+    return make_venv(path, "-r", "binder/requirements.txt", cwd=ROOT)
 
 
 def test_binder_requirements_install_into_a_fresh_venv(venv, tmp_path):
