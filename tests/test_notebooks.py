@@ -168,9 +168,11 @@ def test_quickstart_streams_to_a_client_outside_the_kernel(tmp_path):
 
         curl_cell = next(c for c in run.notebook.cells if "curl -sN" in c.source)
         script = re.search(r"```bash\n(.*?)```", curl_cell.source, re.DOTALL).group(1)
-        pasted = subprocess.run(
+        ran = subprocess.run(
             ["bash", "-e", "-c", script], capture_output=True, text=True, timeout=60, check=True
-        ).stdout
+        )
+        assert ran.stderr == ""  # curl -s and -sN: no progress meter beside the output
+        pasted = ran.stdout
         sync_body, end = json.JSONDecoder().raw_decode(pasted)  # curl -s adds no newline
         streamed = pasted[end:]
         assert sync_body["status"] == "succeeded"
@@ -330,25 +332,30 @@ def test_readme_example_and_curl_lines_work(tmp_path):
     """The README's fifteen-line example serves in a kernel and its curl lines get the greeting."""
     readme = (ROOT / "README.md").read_text()
     example = re.search(r"## In fifteen lines\n\n```python\n(.*?)```", readme, re.DOTALL)[1]
-    curls = re.search(r"From a terminal.*?```bash\n(.*?)```", readme, re.DOTALL)[1]
-    port = "5294"  # the README uses Cog's 5000; tests keep to their own ports
+    curls = re.search(r"```bash\n(curl .*?)```", readme, re.DOTALL)[1]
+    served = re.search(r"%cog serve Predictor --port (\d+)", example)
+    port = "5294"  # the README names the quickstart's port; tests keep to their own ports
     nb = nbformat.v4.new_notebook()
-    source = example.replace("%cog serve Predictor", f"%cog serve Predictor --port {port}")
-    nb.cells = [nbformat.v4.new_code_cell(source)]
+    nb.cells = [
+        nbformat.v4.new_code_cell(example.replace(served[0], f"%cog serve Predictor --port {port}"))
+    ]
     path = tmp_path / "readme.ipynb"
     nbformat.write(nb, path)
     with notebook(path, tmp_path) as run:
         cell = run.through("%cog predict")
         assert "Hello, notebook! " in text(cell)
         pasted = subprocess.run(
-            ["bash", "-e", "-c", curls.replace("localhost:5000", f"localhost:{port}")],
+            ["bash", "-e", "-c", curls.replace(f"127.0.0.1:{served[1]}", f"127.0.0.1:{port}")],
             capture_output=True,
             text=True,
             timeout=60,
             check=True,
-        ).stdout
-        body, end = json.JSONDecoder().raw_decode(pasted)
+        )
+        assert pasted.stderr == ""  # -s: no progress meter beside the stream
+        body, end = json.JSONDecoder().raw_decode(pasted.stdout)  # curl -s adds no newline
         assert body["status"] == "succeeded"
-        assert body["output"] == ["Hello, ", "curl! "]
-        assert pasted[end:].startswith("event: start\n")
-        assert 'event: output\ndata: {"chunk":"curl! ","index":1}\n\n' in pasted[end:]
+        assert body["output"] == ["Hello, ", "world! "]
+        streamed = pasted.stdout[end:]
+        assert streamed.startswith("event: start\n")
+        assert 'event: output\ndata: {"chunk":"world! ","index":1}\n\n' in streamed
+        assert streamed.rsplit("\n\n", 2)[-2].startswith("event: completed\ndata: {")

@@ -20,7 +20,7 @@ from kernelkit import Kernel, wait_ready
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = [ROOT / "README.md", ROOT / "ARCHITECTURE.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCED = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
-INLINE_LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+INLINE_LINK = re.compile(r"\]\(([^)\s]+)")  # the target of [text](target), ![alt](target)
 REFERENCE_LINK = re.compile(r"^\s*\[[^\]]+\]:\s*(\S+)", re.MULTILINE)
 CODE_SPAN = re.compile(r"`([^`\n]+)`")
 EXTERNAL = ("http://", "https://", "mailto:")
