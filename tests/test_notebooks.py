@@ -18,6 +18,7 @@ import io
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -105,8 +106,15 @@ class NotebookRun:
 
 @contextmanager
 def notebook(name: str | Path, folder: Path) -> Iterator[NotebookRun]:
-    """Start a fresh kernel in ``folder`` for notebook ``name``; shut it down afterwards."""
-    nb = nbformat.read(NOTEBOOKS / name, as_version=4)  # an absolute path stays as it is
+    """Start a fresh kernel in ``folder`` for a copy of notebook ``name``; shut it down after.
+
+    The copy and everything the notebook writes stay in ``folder``, never in ``notebooks/``.
+    """
+    source = NOTEBOOKS / name  # an absolute path stays as it is
+    copy = folder / source.name
+    if copy != source:
+        shutil.copy(source, copy)
+    nb = nbformat.read(copy, as_version=4)
     client = NotebookClient(
         nb,
         timeout=CELL_TIMEOUT,
