@@ -26,6 +26,12 @@ CODE_SPAN = re.compile(r"`([^`\n]+)`")
 EXTERNAL = ("http://", "https://", "mailto:")
 
 
+def anchors(text: str) -> set[str]:
+    """The ``#fragment`` of each heading, as GitHub makes them (lower case, spaces to hyphens)."""
+    headings = re.findall(r"^#+ (.+)$", text, re.MULTILINE)
+    return {re.sub(r"[^\w\- ]", "", h.strip().lower()).replace(" ", "-") for h in headings}
+
+
 def prose(path: Path) -> str:
     """A Markdown file without its fenced code blocks (their text is not a link)."""
     return FENCED.sub("", path.read_text())
@@ -39,9 +45,12 @@ def curl_commands(text: str) -> list[list[str]]:
 
 @pytest.mark.parametrize("document", DOCUMENTS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_every_relative_link_names_a_file_of_the_repository(document):
-    """Each relative link (and image) in the document exists, inside the repository."""
+    """Each relative link (and image) exists inside the repository; each #anchor is a heading."""
     text = prose(document)
     targets = INLINE_LINK.findall(text) + REFERENCE_LINK.findall(text)
+    for target in targets:
+        if target.startswith("#"):
+            assert target[1:] in anchors(text), f"{target} (in {document.name}) names no heading"
     relative = [t for t in targets if not t.startswith((*EXTERNAL, "#"))]
     for target in relative:
         resolved = (document.parent / target.split("#", 1)[0]).resolve()
