@@ -10,6 +10,7 @@ import io
 import json
 
 import cog
+import numpy as np  # in the test extra, so the numpy test never skips
 import pydantic
 import pytest
 
@@ -106,7 +107,6 @@ def test_datetime_and_date_use_isoformat() -> None:
 
 def test_numpy_arrays_and_scalars() -> None:
     """numpy arrays become nested lists and numpy scalars plain Python numbers."""
-    import numpy as np  # a test dependency (pyproject's test extra): never skipped
     assert to_jsonable(np.arange(6).reshape(2, 3)) == [[0, 1, 2], [3, 4, 5]]
     encoded = to_jsonable([np.int64(7), np.float32(0.5), np.bool_(True)])
     assert encoded == [7, 0.5, True]
