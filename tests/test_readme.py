@@ -4,12 +4,16 @@ A clone has only what the repository holds, so every relative link in README.md,
 ARCHITECTURE.md and docs/ must name a file of the repository, and no path may point outside it.
 The README's curl lines are the ones ``%cog serve`` prints for the quickstart notebook, on the
 port that notebook serves on (tests/test_notebooks.py runs them against the README's example).
+CI runs the README's test command through ``.ci/run``, which also fails when the run changed
+the work tree.
 """
 
 from __future__ import annotations
 
 import re
 import shlex
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -107,3 +111,35 @@ def test_readme_curl_lines_are_what_quickstart_serve_prints(tmp_path):
     assert documented[0][:2] == ["curl", "-s"]
     assert documented[1][:2] == ["curl", "-sN"]
     assert all(f"{quickstart}/predictions" in command for command in documented)
+
+
+def _ci_run(tmp_path: Path, test_command: str) -> subprocess.CompletedProcess[str]:
+    """``.ci/run`` in a fresh git repository whose ``scripts/test`` is ``test_command``."""
+    repo = tmp_path / "clone"
+    (repo / ".ci").mkdir(parents=True)
+    (repo / "scripts").mkdir()
+    shutil.copy(ROOT / ".ci" / "run", repo / ".ci" / "run")
+    (repo / "scripts" / "test").write_text(f"#!/usr/bin/env bash\n{test_command}\n")
+    (repo / "scripts" / "test").chmod(0o755)
+    git = ["git", "-c", "user.name=t", "-c", "user.email=t@example.invalid"]
+    subprocess.run(["git", "init", "-q", str(repo)], check=True)
+    subprocess.run([*git, "add", "-A"], cwd=repo, check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "clone"], cwd=repo, check=True)
+    return subprocess.run(
+        [str(repo / ".ci" / "run")], cwd=repo, capture_output=True, text=True, check=False
+    )
+
+
+def test_ci_runs_the_readme_test_command_and_fails_on_a_changed_work_tree(tmp_path):
+    """.ci/run calls scripts/test, passes when the tree is clean, fails naming what changed."""
+    readme = (ROOT / "README.md").read_text()
+    assert "\nscripts/test\n" in readme  # the README's test command, which .ci/run calls
+    clean = _ci_run(tmp_path / "clean", "echo suite ran")
+    assert clean.returncode == 0, clean.stderr
+    assert clean.stdout == "suite ran\n"
+    dirty = _ci_run(tmp_path / "dirty", "echo suite ran; touch stray.png")
+    assert dirty.returncode == 1
+    assert dirty.stdout == "suite ran\n"
+    assert "?? stray.png" in dirty.stderr
+    failing = _ci_run(tmp_path / "failing", "exit 3")
+    assert failing.returncode == 3

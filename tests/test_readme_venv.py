@@ -48,8 +48,11 @@ def test_ipykernel6_tests_pass_from_a_fresh_virtualenv(tmp_path):
     source = tmp_path / "nbcog"
     source.mkdir()
     for name in PROJECT:
-        copy = shutil.copytree if (ROOT / name).is_dir() else shutil.copy
-        copy(ROOT / name, source / name)
+        if (ROOT / name).is_dir():
+            skip = shutil.ignore_patterns("__pycache__", "artifacts", "*.egg-info")
+            shutil.copytree(ROOT / name, source / name, ignore=skip)
+        else:
+            shutil.copy(ROOT / name, source / name)
     venv = make_venv(tmp_path / "venv", f"{source}[test]", cwd=tmp_path)
     env = venv_environ(venv, tmp_path / "home")
     env["NBCOG_CACHE"] = str(tmp_path / "cache")  # a machine where the helper was never made
