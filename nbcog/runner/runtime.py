@@ -11,7 +11,7 @@ import asyncio
 import concurrent.futures
 import os
 import threading
-import traceback
+from collections.abc import Callable
 from typing import Any
 
 from nbcog.core.openapi import build_document
@@ -19,6 +19,7 @@ from nbcog.runner import capture
 from nbcog.runner.asyncloop import AsyncLoopThread
 from nbcog.runner.cog_adapter import HandlerInfo, PredictorInfo, describe_predictor, load_target
 from nbcog.runner.scope import install_scope_hook
+from nbcog.runner.tracebacks import user_traceback_lines
 from nbcog.runner.versions import versions
 from nbcog.runner.worker import Runner, describe_exception
 
@@ -57,6 +58,7 @@ class Runtime:
         self._infos: list[PredictorInfo] = []
         self._log_parts: list[str] = []
         self._log_lock = threading.Lock()
+        self._log_listeners: list[Callable[[str, str], None]] = []
         self._health_executor = concurrent.futures.ThreadPoolExecutor(
             max_workers=1, thread_name_prefix="nbcog-healthcheck"
         )
@@ -69,9 +71,24 @@ class Runtime:
         with self._log_lock:
             return "".join(self._log_parts)
 
-    def _append_log(self, _source: str, text: str) -> None:
+    def _append_log(self, source: str, text: str) -> None:
         with self._log_lock:
             self._log_parts.append(text)
+            for listener in self._log_listeners:
+                listener(source, text)
+
+    def follow_setup_logs(self, listener: Callable[[str, str], None]) -> str:
+        """Call ``listener(source, text)`` for every later setup log chunk; returns the logs so far.
+
+        Nothing is missed or repeated between the returned text and the first call. The
+        listener runs on the thread that wrote the chunk (the setup thread, inside its log
+        capture, or the serving loop for a setup timeout), under a lock: it must be quick and
+        must not write to ``sys.stdout``/``sys.stderr`` (that would be captured again). Hand
+        the text to the serving loop instead.
+        """
+        with self._log_lock:
+            self._log_listeners.append(listener)
+            return "".join(self._log_parts)
 
     def start_setup(self) -> concurrent.futures.Future[None]:
         """Load and set up on a new thread; the future fails with ``SetupFailed``."""
@@ -91,7 +108,7 @@ class Runtime:
             self._load_and_setup()
         except BaseException as exc:
             log.deactivate()
-            lines = traceback.format_exception(exc)
+            lines = user_traceback_lines(exc)
             self._append_log("stderr", "".join(lines[:-1]) + describe_exception(exc) + "\n")
             future.set_exception(SetupFailed(describe_exception(exc)))
             return

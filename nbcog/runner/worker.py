@@ -22,7 +22,6 @@ import ctypes
 import io
 import queue
 import threading
-import traceback
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +35,7 @@ from nbcog.runner.asyncloop import AsyncLoopThread
 from nbcog.runner.cog_adapter import CancelationException, HandlerInfo
 from nbcog.runner.files import InputFiles, OutputFiles, UploadError
 from nbcog.runner.scope import PredictionScope, scope_active
+from nbcog.runner.tracebacks import user_traceback_lines
 
 _PLAIN_JSON = (str, int, float, bool, type(None))
 
@@ -327,8 +327,9 @@ def _is_stream(result: Any) -> bool:
 
 
 def _format_traceback(exc: BaseException) -> str:
-    """The traceback for displays (the widget); it is not part of Cog's wire format."""
-    return "".join(traceback.format_exception(exc))
+    """The traceback for displays (the widget, the notebook, the CLI's terminal), from the
+    user's first frame on; it is not part of Cog's wire format."""
+    return "".join(user_traceback_lines(exc))
 
 
 def _emit_or_raise(outputs: _Outputs, item: Any) -> None:

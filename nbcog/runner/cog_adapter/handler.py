@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from nbcog.core.openapi import HandlerSchema
+from nbcog.core.validation import inline_refs, validate_input
 from nbcog.runner.cog_adapter.coercion import Coercion, Download, coerce_inputs, coercion_kind
 from nbcog.runner.cog_adapter.input_schema import input_property, python_default
 from nbcog.runner.cog_adapter.output_schema import output_schema
@@ -66,7 +67,8 @@ def describe_handler(fn: Callable[..., Any], *, is_method: bool, kind: Kind) -> 
 
     Raises:
         ValueError: the signature, a type or an ``Input()`` is not supported, or
-            ``@streaming`` is used without an iterator return type.
+            ``@streaming`` is used without an iterator return type, or a default does not
+            fit its input (see ``_check_defaults``).
     """
     func = inspect.unwrap(getattr(fn, "__func__", fn))
     name = f"{fn.__name__}()"
@@ -108,6 +110,7 @@ def describe_handler(fn: Callable[..., Any], *, is_method: bool, kind: Kind) -> 
         if coercion is not None:
             coercions[param.name] = coercion
 
+    _check_defaults(properties, enums)
     output = {**output_schema(returns, frozenset()), "title": "Output"}
     if facts.streaming and "x-cog-array-type" not in output:
         raise ValueError(STREAMING_RETURN_ERROR)
@@ -130,6 +133,32 @@ def describe_handler(fn: Callable[..., Any], *, is_method: bool, kind: Kind) -> 
         concurrency=getattr(fn, "__cog_concurrent_max__", 1),
         coercions=coercions,
     )
+
+
+def _check_defaults(properties: Mapping[str, Any], enums: Mapping[str, Any]) -> None:
+    """Reject a default that a request could not send: the input's own schema refuses it.
+
+    ``count: int = Input(default="three")`` (or a default outside ``choices``, below ``ge``,
+    ...) is a mistake nobody can work around from the client side. coglet 0.23.1 does not
+    check: cog's schema generator writes ``"default": "three"`` next to ``"type": "integer"``,
+    coglet serves it READY and calls ``run(count="three")`` whenever the input is omitted, so
+    the mistake shows up later, if at all, as a TypeError inside the prediction. nbcog says
+    so when the predictor is loaded (served, or its schema written), naming the input, with
+    the 422 message coglet would give that value.
+
+    Raises:
+        ValueError: ``invalid default for input count: "three" is not of type "integer"``.
+    """
+    for name, prop in properties.items():
+        default = prop.get("default")
+        if default is None:  # no default, or an Optional input's None
+            continue
+        schema = {"type": "object", "properties": {name: inline_refs(prop, enums)}}
+        _, errors = validate_input(schema, {name: default})
+        if errors:
+            problems = "; ".join(error["msg"] for error in errors)
+            msg = f"invalid default for input {name}: {problems}"
+            raise ValueError(msg)
 
 
 def _declared_defaults(func: types.FunctionType) -> dict[str, Any]:
