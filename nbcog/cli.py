@@ -17,11 +17,16 @@ serve options:
   --port N           TCP port, 5000 by default; 0 picks a free one (the URL is printed)
   --upload-url URL   PUT file outputs to URL/<name> and return their URLs instead of data URLs
   --train REF        a separate training handler (train.py:train), served on /trainings
-  -v, --verbose      log every request; by default only 4xx/5xx requests and errors are logged
+  --no-access-log    no line per request (5xx ones are still logged)
+  -q, --quiet        only failures: no access lines, no setup output or prediction logs
 
-Output: one line ``nbcog: serving REF at http://HOST:PORT`` on stderr once listening, then
-only warnings and errors. setup() goes on in the background: poll ``GET /health-check`` until
-it says READY (or SETUP_FAILED, with the setup logs).
+Output: what ``cog serve``'s container prints. ``nbcog: serving REF at http://HOST:PORT`` on
+stderr once listening; setup()'s output as it is written (``setup: ...``), then
+``nbcog: setup succeeded in 1.2 s: READY`` or, after the traceback, ``nbcog: setup failed
+...`` (the server stays up and ``GET /health-check`` says SETUP_FAILED, as under coglet); each
+prediction's prints and logs (``pred_...: ...``; stdout lines on stdout, the rest on stderr)
+and how it ended, a failure with its traceback; one access line per request (status, method,
+path, client, time).
 Exit status: 0 after Ctrl-C or ``POST /shutdown``; 1 when the port is already in use (the
 message names it) or, for ``schema``, when REF cannot be loaded; 2 for bad arguments.
 
@@ -57,7 +62,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=5000, help="TCP port (5000; 0 = any free)")
     serve.add_argument("--upload-url", help="PUT file outputs here instead of data URLs")
     serve.add_argument("--train", help="train.py:train, served on /trainings")
-    serve.add_argument("-v", "--verbose", action="store_true", help="log every request")
+    serve.add_argument("--no-access-log", action="store_true", help="no line per request")
+    serve.add_argument(
+        "-q", "--quiet", action="store_true", help="print only failures (no predictor output)"
+    )
     schema = commands.add_parser("schema", help="print the OpenAPI document")
     schema.add_argument("ref", help="predict.py:Predictor, or module:Name")
     schema.add_argument("--train", help="train.py:train, merged into the document")
@@ -65,7 +73,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from nbcog.console import Console
     from nbcog.http.server import PortInUse, Server
+
+    # Taken before setup's log capture wraps the streams (writing through it would work too).
+    console = Console(sys.stdout, sys.stderr, predictor_output=not args.quiet)
 
     server = Server(
         args.ref, train=args.train, host=args.host, port=args.port, upload_url=args.upload_url
@@ -74,6 +86,8 @@ def _serve(args: argparse.Namespace) -> int:
     async def serve() -> None:
         server.start()
         print(f"nbcog: serving {args.ref} at {server.url}", file=sys.stderr, flush=True)
+        assert server.service is not None
+        console.attach(server.service)
         try:
             await server.serve_until_stopped()
         finally:  # Ctrl-C cancels this task: stop while the loop still runs
@@ -107,8 +121,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(dumps(runtime.openapi()))
         return 0
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    if not args.verbose:
+    # nbcog's and tornado's own records only: the root logger stays unconfigured, so a
+    # predictor's logging reaches its logs as it would under coglet (via logging.lastResort).
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(name)s %(message)s"))
+    for name in ("nbcog", "tornado"):
+        logger = logging.getLogger(name)
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+    if args.no_access_log or args.quiet:
         # tornado logs 2xx/3xx at INFO, 4xx at WARNING and 5xx at ERROR.
-        logging.getLogger("tornado.access").setLevel(logging.WARNING)
+        logging.getLogger("tornado.access").setLevel(logging.ERROR)
     return _serve(args)

@@ -56,7 +56,7 @@ class Runtime:
         self.slots = 1
         self.runner: Runner | None = None
         self._infos: list[PredictorInfo] = []
-        self._log_parts: list[str] = []
+        self._log_parts: list[tuple[str, str]] = []  # (source, text)
         self._log_lock = threading.Lock()
         self._log_listeners: list[Callable[[str, str], None]] = []
         self._health_executor = concurrent.futures.ThreadPoolExecutor(
@@ -69,18 +69,19 @@ class Runtime:
     def setup_logs(self) -> str:
         """Everything loading and ``setup()`` printed so far (plus the error, on failure)."""
         with self._log_lock:
-            return "".join(self._log_parts)
+            return "".join(text for _, text in self._log_parts)
 
     def _append_log(self, source: str, text: str) -> None:
         with self._log_lock:
-            self._log_parts.append(text)
+            self._log_parts.append((source, text))
             for listener in self._log_listeners:
                 listener(source, text)
 
-    def follow_setup_logs(self, listener: Callable[[str, str], None]) -> str:
-        """Call ``listener(source, text)`` for every later setup log chunk; returns the logs so far.
+    def follow_setup_logs(self, listener: Callable[[str, str], None]) -> list[tuple[str, str]]:
+        """Call ``listener(source, text)`` for every later setup log chunk.
 
-        Nothing is missed or repeated between the returned text and the first call. The
+        Returns the ``(source, text)`` chunks so far: nothing is missed or repeated between
+        them and the first call. The
         listener runs on the thread that wrote the chunk (the setup thread, inside its log
         capture, or the serving loop for a setup timeout), under a lock: it must be quick and
         must not write to ``sys.stdout``/``sys.stderr`` (that would be captured again). Hand
@@ -88,7 +89,7 @@ class Runtime:
         """
         with self._log_lock:
             self._log_listeners.append(listener)
-            return "".join(self._log_parts)
+            return list(self._log_parts)
 
     def start_setup(self) -> concurrent.futures.Future[None]:
         """Load and set up on a new thread; the future fails with ``SetupFailed``."""
