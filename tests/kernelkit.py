@@ -53,6 +53,8 @@ class Cell:
     stderr: str = ""
     displays: list[dict[str, Any]] = field(default_factory=list)
     error: dict[str, Any] | None = None
+    traceback: list[str] = field(default_factory=list)
+    """The error's ``traceback`` lines, as the notebook shows them (ANSI colours included)."""
     idle: bool = False
 
     @property
@@ -138,6 +140,7 @@ class Kernel:
             cell.displays.append(content["data"])
         elif kind == "error":
             cell.error = {"ename": content["ename"], "evalue": content["evalue"]}
+            cell.traceback = content["traceback"]
         elif kind == "execute_reply":
             cell.status = content["status"]
         elif kind == "status" and content["execution_state"] == "idle":

@@ -110,6 +110,8 @@ class CogMagics(Magics):
     def _serve(self, args: Any) -> None:
         """Serve NAME; serving again reloads it on the same port and URL."""
         predictor = self._resolve(args.name)
+        if not isinstance(predictor, str):
+            _describe_or_fail(args.name, predictor)
         try:
             handle = serving.serve(
                 predictor,
@@ -223,6 +225,23 @@ class CogMagics(Magics):
         except (CannotPredict, ValueError) as exc:
             raise UsageError(str(exc)) from None
         display(result)
+
+
+def _describe_or_fail(name: str, predictor: object) -> None:
+    """Describe a predictor defined in the notebook now, failing this cell if it cannot be.
+
+    A bad signature or an ``Input`` default that does not fit its type is then this cell's
+    one-line error, naming the input, instead of a failed setup shown under it (the server
+    being reloaded, if any, keeps its working code). Describing needs no import and runs no
+    user code; a ``file.py:Name`` is imported by setup, on its thread, as before.
+    """
+    from nbcog.runner.runtime import Runtime
+
+    try:
+        Runtime(predictor).load()
+    except Exception as exc:
+        msg = f"cannot serve {name}: {type(exc).__name__}: {exc}"
+        raise UsageError(msg) from None
 
 
 def strip_comment(text: str) -> str:

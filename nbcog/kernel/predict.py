@@ -33,6 +33,8 @@ class PredictionResult:
     metrics: dict[str, Any]
     error: str | None = None
     output_schema: Mapping[str, Any] | None = field(default=None, repr=False)
+    traceback: str | None = field(default=None, repr=False)
+    """A failure's traceback from the user's first frame (not part of Cog's response)."""
 
     @property
     def parts(self) -> list[Any]:
@@ -46,19 +48,51 @@ class PredictionResult:
             display(part)
 
 
+_WRAPPERS = (
+    "Prediction failed: ",
+    "Training failed: ",
+    "Async prediction failed: ",
+    "Async training failed: ",
+    "Generator iteration error: ",
+)
+
+
+def failure_reason(error: str) -> str:
+    """What went wrong, without coglet's wrapping of it.
+
+    The HTTP ``error`` keeps coglet's exact string (``Prediction failed: Prediction failed:
+    ValueError: n=3 is not supported``); a notebook user reads ``ValueError: n=3 is not
+    supported``. Errors nbcog words itself (``Failed to serialize output: ...``, an upload or
+    download failure) keep their own words.
+    """
+    while True:
+        for wrapper in _WRAPPERS:
+            if error.startswith(wrapper):
+                error = error[len(wrapper) :]
+                break
+        else:
+            return error
+
+
 class PredictionFailed(Exception):
-    """The prediction ended ``failed`` or ``canceled``; ``result`` has its logs and metrics."""
+    """The prediction ended ``failed`` or ``canceled``; ``result`` has its logs and metrics.
+
+    ``str()`` is the exception predict() raised (``ValueError: n=3 is not supported``); the
+    notebook shows its traceback, from the user's first frame, where a local call's would be.
+    """
 
     def __init__(self, result: PredictionResult) -> None:
         if result.status == "failed":
-            message = f"{result.id} failed: {result.error}"
+            message = failure_reason(result.error or "failed")
         else:
             message = f"{result.id} was {result.status}"
         super().__init__(message)
         self.result = result
 
     def _render_traceback_(self) -> list[str]:
-        """One line in the notebook: the logs were already shown as they came."""
+        """The user's traceback, else one line: the logs were already shown as they came."""
+        if self.result.status == "failed" and self.result.traceback:
+            return self.result.traceback.rstrip("\n").splitlines()
         return [f"{type(self).__name__}: {self}"]
 
 
@@ -125,6 +159,7 @@ async def run_prediction(
         metrics=prediction.sync_body()["metrics"],
         error=prediction.error,
         output_schema=handler.schema.output if handler is not None else None,
+        traceback=entry.finished.traceback if entry.finished is not None else None,
     )
 
 

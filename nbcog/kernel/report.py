@@ -25,6 +25,7 @@ from nbcog.service import Health, PredictionService
 
 POLL_INTERVAL = 0.25
 LOG_TAIL_LINES = 30
+STATUS_LOG_LINES = 200
 
 LOOP_NOTE = (
     "note: this server runs on the kernel's event loop: it answers while the kernel is idle "
@@ -57,6 +58,25 @@ def curl_lines(url: str, openapi: Mapping[str, Any]) -> list[str]:
 def _indent(text: str, lines: int = LOG_TAIL_LINES) -> list[str]:
     tail = text.rstrip("\n").splitlines()[-lines:]
     return [f"  | {line}" for line in tail]
+
+
+def _setup_logs(setup: Mapping[str, Any]) -> list[str]:
+    """The setup logs for ``%cog status`` while setup runs or after it failed (its traceback).
+
+    A failed setup is why ``%cog predict`` sends the user here, so its logs are shown up to
+    ``STATUS_LOG_LINES``; a running one shows its last lines. After a successful setup they
+    stay in the serving cell and in ``health['setup']['logs']``.
+    """
+    logs = setup.get("logs", "")
+    status = setup.get("status")
+    if not logs or status not in ("failed", "starting"):
+        return []
+    limit = STATUS_LOG_LINES if status == "failed" else LOG_TAIL_LINES
+    total = len(logs.rstrip("\n").splitlines())
+    head = "  setup logs:" if status == "failed" else "  setup logs so far:"
+    if total > limit:
+        head += f" (the last {limit} of {total}; all in status().health['setup']['logs'])"
+    return [head, *_indent(logs, limit)]
 
 
 def _in_kernel() -> bool:
@@ -173,7 +193,7 @@ class ServerStatus:
                 f"  loop lag:  {self.lag.last * 1000:.1f} ms now, {self.lag.worst * 1000:.1f} ms "
                 f"worst in the last {self.lag.window:.0f} s"
             )
-        return "\n".join(lines)
+        return "\n".join(lines + _setup_logs(setup))
 
     def _repr_pretty_(self, printer: Any, _cycle: bool) -> None:
         printer.text(str(self))

@@ -1,0 +1,106 @@
+"""How failures read in the notebook (a real ipykernel): ``%cog status`` after a failed setup,
+an ``Input`` default that does not fit its type, and a failed prediction."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import requests
+from kernelkit import kernel, serve
+
+pytestmark = pytest.mark.slow
+__all__ = ["kernel"]  # the fixture, imported for pytest
+
+BROKEN = """
+from cog import BaseRunner
+
+class Broken(BaseRunner):
+    def setup(self) -> None:
+        print("loading weights")
+        raise RuntimeError("no weights at /models/w.bin")
+
+    def run(self) -> str:
+        return ""
+"""
+
+BAD_DEFAULT = """
+from cog import BaseRunner, Input
+
+class Predictor(BaseRunner):
+    def run(self, count: int = Input(default="three")) -> str:
+        return str(count)
+"""
+
+FAILING = """
+from cog import BaseRunner
+
+class Predictor(BaseRunner):
+    def run(self, n: int) -> str:
+        print("checking", n)
+        if n == 3:
+            raise ValueError(f"n={n} is not supported")
+        return "ok"
+"""
+
+BAD_DEFAULT_MESSAGE = (
+    'ValueError: invalid default for input count: "three" is not of type "integer"'
+)
+
+
+def test_status_after_failed_setup_shows_its_logs_and_traceback(kernel, tmp_path):
+    """%cog predict points at %cog status, which shows setup's prints and its traceback."""
+    kernel.ok(BROKEN)
+    kernel.ok("%cog serve Broken --port 0")
+    kernel.wait_for_update("failed")
+    cell = kernel.run("%cog predict")
+    assert cell.usage_error == "setup of Broken failed; `%cog status` shows its logs"
+    lines = kernel.ok("%cog status").stdout.splitlines()
+    assert "  health:    SETUP_FAILED (setup failed)" in lines
+    logs = lines[lines.index("  setup logs:") + 1 :]
+    assert logs[:2] == ["  | loading weights", "  | Traceback (most recent call last):"]
+    assert re.fullmatch(r'  \|   File ".+\.py", line 6, in setup', logs[2]), logs
+    assert logs[3:] == [
+        '  |     raise RuntimeError("no weights at /models/w.bin")',
+        "  | RuntimeError: no weights at /models/w.bin",
+    ]
+
+
+def test_bad_input_default_is_an_error_naming_the_input(kernel, tmp_path):
+    """Input(default="three") on an int fails %cog serve and %cog schema, naming the input."""
+    kernel.ok(BAD_DEFAULT)
+    cell = kernel.run("%cog serve Predictor --port 0")
+    assert cell.usage_error == f"cannot serve Predictor: {BAD_DEFAULT_MESSAGE}"
+    assert kernel.value("len(__import__('nbcog').kernel.serving.servers())") == 0
+    cell = kernel.run("%cog schema Predictor")
+    assert cell.usage_error == f"cannot load Predictor: {BAD_DEFAULT_MESSAGE}"
+    # A file is imported by setup (on its thread): the failed setup names the input.
+    (tmp_path / "bad.py").write_text(BAD_DEFAULT)
+    kernel.ok("%cog serve bad.py:Predictor --port 0")
+    assert kernel.wait_for_update("failed").splitlines()[-1] == f"  | {BAD_DEFAULT_MESSAGE}"
+    status = kernel.ok("%cog status").stdout
+    assert status.endswith(f"  setup logs:\n  | {BAD_DEFAULT_MESSAGE}\n")
+
+
+def test_failed_prediction_reads_as_its_exception_and_traceback(kernel, tmp_path):
+    """%cog predict and handle.predict() fail with `ValueError: ...` and the user's traceback."""
+    kernel.ok(FAILING)
+    url = serve(kernel)
+    for code in (
+        "%cog predict -i n=3",
+        "__import__('nbcog').kernel.serving.servers()[-1].predict(n=3)",
+    ):
+        cell = kernel.run(code)
+        assert cell.error == {
+            "ename": "PredictionFailed",
+            "evalue": "ValueError: n=3 is not supported",
+        }
+        trace = cell.traceback
+        assert trace[0] == "Traceback (most recent call last):"
+        assert re.fullmatch(r'  File ".+\.py", line 7, in run', trace[1]), trace
+        assert trace[2:] == [
+            '    raise ValueError(f"n={n} is not supported")',
+            "ValueError: n=3 is not supported",
+        ]
+    body = requests.post(url + "/predictions", json={"input": {"n": 3}}, timeout=30).json()
+    assert body["error"] == "Prediction failed: Prediction failed: ValueError: n=3 is not supported"
