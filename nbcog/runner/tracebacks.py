@@ -13,8 +13,9 @@ import os
 import traceback
 from types import TracebackType
 
-_PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_HIDDEN = (_PACKAGE, "<frozen importlib.")
+# The runner's own frames (it is what calls setup() and predict() and imports predictor
+# files), and importlib's.
+_HIDDEN = (os.path.dirname(os.path.abspath(__file__)) + os.sep, "<frozen importlib.")
 
 
 def _hidden(tb: TracebackType) -> bool:
@@ -22,7 +23,7 @@ def _hidden(tb: TracebackType) -> bool:
 
 
 def user_traceback_lines(exc: BaseException) -> list[str]:
-    """``traceback.format_exception(exc)`` without the leading nbcog and importlib frames."""
+    """``traceback.format_exception(exc)`` without the leading runner and importlib frames."""
     tb = exc.__traceback__
     while tb is not None and _hidden(tb):
         tb = tb.tb_next
