@@ -29,9 +29,9 @@ import time
 from typing import TextIO
 
 from nbcog.core import events
-from nbcog.core.broadcaster import Subscription
+from nbcog.core.events import Event
 from nbcog.core.prediction import Status
-from nbcog.service import Health, InFlight, Loop, PredictionService
+from nbcog.service import Health, InFlight, PredictionService
 
 SETUP_PREFIX = "setup: "
 
@@ -56,12 +56,11 @@ class Console:
         self._out = out
         self._err = err
         self._predictor_output = predictor_output
-        self._loop: Loop | None = None
 
     def attach(self, service: PredictionService) -> None:
         """Follow ``service`` from now on (call on its loop, right after ``service.start()``)."""
         started = time.monotonic()
-        loop = self._loop = service.loop
+        loop = service.loop
 
         def from_setup_thread(source: str, text: str) -> None:
             # A closed loop means the server is gone and nobody reads: drop the chunk.
@@ -73,6 +72,8 @@ class Console:
                 self._setup_output(source, text)
         service.on_setup_done(lambda health: self._setup_done(service, health, started))
         service.add_listener(self._on_prediction)
+        if self._predictor_output:
+            service.observe_events(self._on_events)
 
     def _write(self, stream: TextIO, text: str) -> None:
         stream.write(text)
@@ -96,29 +97,15 @@ class Console:
     # -- predictions ---------------------------------------------------------------------
 
     def _on_prediction(self, kind: str, entry: InFlight) -> None:
-        loop = self._loop
-        if loop is None:
-            return
-        if kind == "finished":  # after the drains already scheduled: the last logs come first
-            loop.call_soon_threadsafe(self._ended, entry)
-            return
-        if kind != "created":
-            return
-        subscription: Subscription | None = None
+        if kind == "finished":
+            self._ended(entry)
 
-        def wake() -> None:  # called while the broadcaster publishes: take the events later
-            if subscription is not None:
-                loop.call_soon_threadsafe(self._drain, entry.prediction.id, subscription)
-
-        subscription = entry.broadcaster.subscribe(wake, replay=True)
-
-    def _drain(self, prediction_id: str, subscription: Subscription) -> None:
-        for event in subscription.take():
-            if event.name == events.LOG and self._predictor_output:
+    def _on_events(self, entry: InFlight, batch: list[Event]) -> None:
+        prefix = f"{entry.prediction.id}: "
+        for event in batch:
+            if event.name == events.LOG:
                 stream = self._err if event.data["source"] == "stderr" else self._out
-                self._write(stream, prefixed(f"{prediction_id}: ", event.data["data"]))
-            elif event.name == events.ERROR:  # this reader lagged; the end is still printed
-                self._write(self._err, f"nbcog: {prediction_id}: {event.data['error']}\n")
+                self._write(stream, prefixed(prefix, event.data["data"]))
 
     def _ended(self, entry: InFlight) -> None:
         prediction = entry.prediction

@@ -182,6 +182,7 @@ class PredictionService:
         self._closed = False
         self._setup_callbacks: list[Callable[[Health], None]] = []
         self._listeners: list[Callable[[str, InFlight], None]] = []
+        self._observers: list[Callable[[InFlight, list[Event]], None]] = []
 
     @property
     def loop(self) -> Loop:
@@ -202,6 +203,16 @@ class PredictionService:
                 self._listeners.remove(callback)
 
         return remove
+
+    def observe_events(self, callback: Callable[[InFlight, list[Event]], None]) -> None:
+        """Call ``callback(entry, batch)`` on the loop thread with every batch it publishes.
+
+        For a process-wide observer such as the CLI's terminal, which must see every log
+        line without being one of a prediction's (capped, HTTP-visible) stream subscribers.
+        The ``completed`` event is not included: listen for ``"finished"`` instead. It must
+        be quick and must not raise: it runs in the delivery loop.
+        """
+        self._observers.append(callback)
 
     def _notify(self, kind: str, entry: InFlight) -> None:
         for listener in list(self._listeners):
@@ -452,6 +463,8 @@ class PredictionService:
                 if tracker is not None:
                     tracker.observe(item, prediction)
         entry.broadcaster.publish(published)
+        for observer in self._observers:
+            observer(entry, published)
         if finished is not None:
             self._finish(entry, finished)
 

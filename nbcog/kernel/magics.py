@@ -37,7 +37,8 @@ HELP = """\
     Run a prediction like `cog predict`: local paths (or @path) for file inputs; a live
     view shows output, logs and metrics, then the output is shown inline. Blocks the cell;
     the server keeps answering meanwhile.
-%cog status    URL, health, predictions in flight and recent, event-loop lag.
+%cog status    URL, health, predictions in flight and recent, event-loop lag;
+    after a failed setup, its logs and traceback.
 %cog watch [--port N]
     The live monitor: every prediction, newest first; click one to open its view.
 %cog schema [NAME] [--json]
