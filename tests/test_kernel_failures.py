@@ -83,7 +83,7 @@ def test_bad_input_default_is_an_error_naming_the_input(kernel, tmp_path):
 
 
 def test_failed_prediction_reads_as_its_exception_and_traceback(kernel, tmp_path):
-    """%cog predict and handle.predict() fail with `ValueError: ...` and the user's traceback."""
+    """A failed prediction reads `ValueError: ...` + the user's traceback; HTTP keeps coglet's."""
     kernel.ok(FAILING)
     url = serve(kernel)
     for code in (
@@ -104,3 +104,7 @@ def test_failed_prediction_reads_as_its_exception_and_traceback(kernel, tmp_path
         ]
     body = requests.post(url + "/predictions", json={"input": {"n": 3}}, timeout=30).json()
     assert body["error"] == "Prediction failed: Prediction failed: ValueError: n=3 is not supported"
+    recent = kernel.ok("%cog status").stdout.split("  recent:    ", 1)[1].splitlines()[0]
+    assert re.fullmatch(
+        r"(pred_\w+ failed in \d+\.\d\d s: ValueError: n=3 is not supported(; )?){3}", recent
+    ), recent

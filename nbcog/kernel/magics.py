@@ -119,7 +119,7 @@ class CogMagics(Magics):
                 port=args.port,
                 host=args.host,
                 upload_url=args.upload_url,
-                thread=args.thread,
+                thread=args.thread or None,  # without --thread: the loop if one runs here
                 name=args.name,
             )
         except PortInUse as exc:

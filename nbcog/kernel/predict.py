@@ -19,6 +19,7 @@ from typing import Any
 from nbcog.core import events
 from nbcog.core.events import Event
 from nbcog.kernel.render import output_parts
+from nbcog.kernel.report import failure_reason
 from nbcog.service import CreateRequest, Health, InFlight, Mode, PredictionService
 
 
@@ -46,32 +47,6 @@ class PredictionResult:
 
         for part in self.parts:
             display(part)
-
-
-_WRAPPERS = (
-    "Prediction failed: ",
-    "Training failed: ",
-    "Async prediction failed: ",
-    "Async training failed: ",
-    "Generator iteration error: ",
-)
-
-
-def failure_reason(error: str) -> str:
-    """What went wrong, without coglet's wrapping of it.
-
-    The HTTP ``error`` keeps coglet's exact string (``Prediction failed: Prediction failed:
-    ValueError: n=3 is not supported``); a notebook user reads ``ValueError: n=3 is not
-    supported``. Errors nbcog words itself (``Failed to serialize output: ...``, an upload or
-    download failure) keep their own words.
-    """
-    while True:
-        for wrapper in _WRAPPERS:
-            if error.startswith(wrapper):
-                error = error[len(wrapper) :]
-                break
-        else:
-            return error
 
 
 class PredictionFailed(Exception):

@@ -143,6 +143,32 @@ class SetupView:
             print(text, flush=True)
 
 
+_WRAPPERS = (
+    "Prediction failed: ",
+    "Training failed: ",
+    "Async prediction failed: ",
+    "Async training failed: ",
+    "Generator iteration error: ",
+)
+
+
+def failure_reason(error: str) -> str:
+    """What went wrong, without coglet's wrapping of it.
+
+    The HTTP ``error`` keeps coglet's exact string (``Prediction failed: Prediction failed:
+    ValueError: n=3 is not supported``); a notebook user reads ``ValueError: n=3 is not
+    supported``. Errors nbcog words itself (``Failed to serialize output: ...``, an upload or
+    download failure) keep their own words.
+    """
+    while True:
+        for wrapper in _WRAPPERS:
+            if error.startswith(wrapper):
+                error = error[len(wrapper) :]
+                break
+        else:
+            return error
+
+
 @dataclass(frozen=True)
 class PredictionLine:
     """One prediction in ``%cog status``."""
@@ -155,7 +181,7 @@ class PredictionLine:
     def __str__(self) -> str:
         verb = "for" if self.status in ("starting", "processing") else "in"
         text = f"{self.id} {self.status} {verb} {self.seconds:.2f} s"
-        return text + (f": {self.error}" if self.error else "")
+        return text + (f": {failure_reason(self.error)}" if self.error else "")
 
 
 @dataclass(frozen=True)
