@@ -3,11 +3,14 @@ an ``Input`` default that does not fit its type, and a failed prediction."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 import requests
-from kernelkit import kernel, serve
+from kernelkit import ROOT, kernel, serve
 
 pytestmark = pytest.mark.slow
 __all__ = ["kernel"]  # the fixture, imported for pytest
@@ -108,3 +111,32 @@ def test_failed_prediction_reads_as_its_exception_and_traceback(kernel, tmp_path
     assert re.fullmatch(
         r"(pred_\w+ failed in \d+\.\d\d s: ValueError: n=3 is not supported(; )?){3}", recent
     ), recent
+
+
+def test_terminal_ipython_serves_from_a_thread(tmp_path):
+    """In IPython without a kernel (no running loop) %cog serve uses a thread, not an assert."""
+    script = tmp_path / "session.ipy"
+    script.write_text(
+        "%load_ext nbcog\n"
+        + FAILING
+        + "%cog serve Predictor --port 0\n%cog predict -i n=2\n%cog predict -i n=3\n"
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "IPython", "--colors=NoColor", "--no-banner", str(script)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    printed = done.stdout + done.stderr
+    assert re.search(r"nbcog: serving Predictor at http://127\.0\.0\.1:\d+ \(thread\)\n", printed)
+    assert "AssertionError" not in printed
+    assert "checking 2\n" in printed
+    assert "\nok" in printed, printed  # the output (the setup thread may print around it)
+    assert "ValueError: n=3 is not supported\n" in printed
