@@ -30,6 +30,7 @@ FORBIDDEN = {
     "nbcog.runner.runtime": ["tornado", "ipywidgets", "IPython"],
     "nbcog.service": ["tornado", "ipywidgets", "IPython"],
     "nbcog.http.server": ["ipywidgets", "IPython"],
+    "nbcog.console": ["tornado", "ipywidgets", "IPython"],
     "nbcog.core.urls": ["tornado", "IPython", "cog", "asyncio"],
     # nest_asyncio2 patches asyncio process-wide: only a blocking %cog predict may apply it.
     "nbcog.kernel": ["nest_asyncio2"],
