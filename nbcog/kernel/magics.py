@@ -8,6 +8,7 @@ parses, looks names up in the user's namespace, and prints.
 
 from __future__ import annotations
 
+import inspect
 import json
 import shlex
 from collections.abc import Callable
@@ -233,11 +234,14 @@ def _describe_or_fail(name: str, predictor: object) -> None:
 
     A bad signature or an ``Input`` default that does not fit its type is then this cell's
     one-line error, naming the input, instead of a failed setup shown under it (the server
-    being reloaded, if any, keeps its working code). Describing needs no import and runs no
-    user code; a ``file.py:Name`` is imported by setup, on its thread, as before.
+    being reloaded, if any, keeps its working code). Describing imports nothing and runs no
+    user code, so a class with an ``__init__`` of its own (describing instantiates it) and a
+    ``file.py:Name`` (an import) are left to setup, on its thread, as before.
     """
     from nbcog.runner.runtime import Runtime
 
+    if inspect.isclass(predictor) and predictor.__init__ is not object.__init__:
+        return
     try:
         Runtime(predictor).load()
     except Exception as exc:
