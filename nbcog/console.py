@@ -76,8 +76,10 @@ class Console:
             service.observe_events(self._on_events)
 
     def _write(self, stream: TextIO, text: str) -> None:
-        stream.write(text)
-        stream.flush()
+        # A terminal that went away (a closed pipe) must not break a prediction's delivery.
+        with contextlib.suppress(OSError, ValueError):
+            stream.write(text)
+            stream.flush()
 
     def _setup_output(self, source: str, text: str) -> None:
         self._write(self._err if source == "stderr" else self._out, prefixed(SETUP_PREFIX, text))

@@ -5,9 +5,11 @@ access line per request, as ``cog serve``'s container shows them."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import requests
-from test_cli import WAIT, launch, run_cli, wait_until, write
+from test_cli import WAIT, Process, child_env, launch, run_cli, wait_until, write
 
 __all__ = ["launch"]  # the fixture, imported for pytest
 
@@ -159,3 +161,35 @@ def test_bad_input_default_is_a_load_error_naming_the_input(launch, tmp_path):
     assert f"setup: {message}\nnbcog: setup failed after " in server.stderr()
     health = requests.get(server.url + "/health-check", timeout=WAIT).json()
     assert health["setup"]["logs"] == message + "\n"
+
+
+def test_closed_terminal_does_not_break_predictions(tmp_path):
+    """With its stdout pipe closed (`serve ... | head -1`), the server still answers predictions."""
+    write(tmp_path, "predict.py", TALKATIVE)
+    log = tmp_path / "stderr.txt"
+    with log.open("wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "nbcog", "serve", "predict.py:Predictor", "--port", "0"],
+            cwd=tmp_path,
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=err,
+        )
+    try:
+        assert proc.stdout is not None
+        proc.stdout.close()
+        server = Process(proc, log, tmp_path / "unused")
+        server.wait_ready()
+        for text in ("a", "b"):
+            body = requests.post(
+                server.url + "/predictions", json={"input": {"text": text}}, timeout=WAIT
+            ).json()
+            assert (body["status"], body["output"], body["logs"]) == (
+                "succeeded",
+                text.upper(),
+                f"predicting {text}\nhalf way\n",
+            )
+        assert f"{body['id']}: half way\n" in server.stderr()  # stderr still works
+    finally:
+        proc.kill()
+        proc.wait(10)
