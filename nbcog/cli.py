@@ -20,6 +20,12 @@ serve options:
   --no-access-log    no line per request (5xx ones are still logged)
   -q, --quiet        only failures: no access lines, no setup output or prediction logs
 
+export REF DIR writes a Cog project into DIR: REF's file (and the local modules it imports),
+cog.yaml (this Python, the pinned packages the code imports, predict/train, concurrency),
+.cog/openapi_schema.json and a README; DIR must be empty unless --force. With --check, coglet
+serves DIR from a fresh virtualenv next to nbcog serving REF, and the answers are compared
+(exit 1 on any difference); -i key=value gives the prediction's inputs.
+
 Output: what ``cog serve``'s container prints. ``nbcog: serving REF at http://HOST:PORT`` on
 stderr once listening; setup()'s output as it is written (``setup: ...``), then
 ``nbcog: setup succeeded in 1.2 s: READY`` or, after the traceback, ``nbcog: setup failed
@@ -35,6 +41,7 @@ Examples:
   curl -s -X POST -H 'Content-Type: application/json' \\
        -d '{"input": {"text": "hi"}}' http://127.0.0.1:5000/predictions
   python -m nbcog schema predict.py:Predictor > .cog/openapi_schema.json
+  python -m nbcog export predict.py:Predictor build/ --check
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from nbcog.core.jsonenc import dumps
 
@@ -69,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     schema = commands.add_parser("schema", help="print the OpenAPI document")
     schema.add_argument("ref", help="predict.py:Predictor, or module:Name")
     schema.add_argument("--train", help="train.py:train, merged into the document")
+    export = commands.add_parser("export", help="write a Cog project for cog build; --check it")
+    export.add_argument("ref", help="predict.py:Predictor, or module:Name")
+    export.add_argument("directory", help="where to write it (must be empty, or --force)")
+    export.add_argument("--train", help="train.py:train, also in cog.yaml")
+    export.add_argument("--force", action="store_true", help="replace the exported files")
+    export.add_argument("--check", action="store_true", help="serve it with coglet and compare")
+    export.add_argument("-i", "--input", action="append", default=[], metavar="key=value")
     return parser
 
 
@@ -104,6 +119,41 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from nbcog.export import CheckFailed, ExportError, export_and_check, export_reference
+
+    directory = Path(args.directory)
+
+    def inputs(document: dict[str, Any]) -> dict[str, Any] | None:
+        if not args.input:
+            return None
+        from nbcog.kernel.inputs import parse_inputs  # the same -i rules as %cog predict
+        from nbcog.kernel.report import input_schema
+
+        try:
+            return parse_inputs(args.input, input_schema(document))
+        except ValueError as exc:
+            raise CheckFailed(str(exc)) from None
+
+    try:
+        export_and_check(
+            directory,
+            lambda: export_reference(directory, args.ref, train=args.train, force=args.force),
+            args.ref,
+            train=args.train,
+            check_it=args.check,
+            force=args.force,
+            parse_inputs=inputs,
+            say=lambda line: print(line, flush=True),
+        )
+    except (ExportError, CheckFailed) as exc:
+        print(f"nbcog: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the process exit code."""
     args = _parser().parse_args(argv)
@@ -121,6 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 1
         print(dumps(runtime.openapi()))
         return 0
+    if args.command == "export":
+        return _export(args)
     # nbcog's and tornado's own records only: the root logger stays unconfigured, so a
     # predictor's logging reaches its logs as it would under coglet (via logging.lastResort).
     handler = logging.StreamHandler(sys.stderr)

@@ -26,7 +26,7 @@ from nbcog.kernel.inputs import parse_inputs
 from nbcog.kernel.report import input_schema
 from nbcog.kernel.serving import CannotPredict, ServerHandle
 
-_COMMANDS = ("serve", "stop", "status", "predict", "schema", "watch")
+_COMMANDS = ("serve", "stop", "status", "predict", "schema", "watch", "export")
 
 HELP = """\
 %cog serve NAME [--port N] [--host H] [--upload-url U] [--thread]
@@ -46,6 +46,10 @@ HELP = """\
     The inputs and output of the served predictor (or of NAME, without serving it).
 %cog stop [--port N]
     Stop the server(s): the port is free again.
+%cog export DIR [NAME] [--train NAME] [--force] [--check [-i key=value ...]]
+    Write NAME (default: the served predictor) as a Cog project into DIR: predict.py with
+    what it needs from the notebook, cog.yaml, .cog/openapi_schema.json, a README.
+    --check serves DIR with coglet from a fresh virtualenv next to nbcog and compares.
 
 `%cog COMMAND --help` shows a command's options.
 """
@@ -200,6 +204,22 @@ class CogMagics(Magics):
             print(json.dumps(document, indent=2))
         else:
             print(describe_schema(document))
+
+    # -- export --------------------------------------------------------------------------
+
+    @magic_arguments("cog export")
+    @argument("directory", help="where to write the Cog project (must be empty, or --force)")
+    @argument("name", nargs="?", default=None, help="the predictor (default: the served one)")
+    @argument("--train", default=None, help="a training handler of the notebook, or file.py:Name")
+    @argument("--force", action="store_true", help="replace the exported files in DIR")
+    @argument("--check", action="store_true", help="serve DIR with coglet and compare answers")
+    @argument("-i", "--input", action="append", default=[], metavar="key=value")
+    def _export(self, args: Any) -> None:
+        """Write a Cog project for cog build; --check compares coglet's answers with nbcog's."""
+        from nbcog.kernel.exporting import export_magic
+
+        assert self.shell is not None  # a registered magic always has its shell
+        export_magic(self.shell, args, self._resolve)
 
     # -- predict -------------------------------------------------------------------------
 

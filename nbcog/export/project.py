@@ -1,0 +1,257 @@
+"""Writing a Cog project: the predictor's source, ``cog.yaml``, the schema coglet reads, a README.
+
+``plan_notebook`` (a predictor from notebook cells) and ``plan_reference`` (``file.py:Name`` or
+``module:Name``) decide every file's content first, so an error leaves nothing half written;
+``write`` then puts them into DIR. DIR must be empty or missing unless ``force`` is given, and
+then only the files of the export are replaced (other files in DIR stay). Nothing is written
+outside DIR: a path of the export that is a symbolic link, or leads out of DIR, is refused.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from nbcog.core.jsonenc import dumps
+from nbcog.export.packages import Requirement, imported_modules, local_module_path, requirements
+from nbcog.export.source import Cell, ExportError, collect_module
+from nbcog.runner.cog_adapter import HandlerInfo
+from nbcog.runner.runtime import Runtime
+
+SCHEMA_PATH = ".cog/openapi_schema.json"
+
+
+@dataclass
+class Plan:
+    """Everything an export writes (relative path to content) and what it found on the way."""
+
+    files: dict[str, str]
+    predict: str
+    train: str | None
+    concurrency: int
+    streaming: bool
+    requirements: list[Requirement]
+    unpinned: list[str] = field(default_factory=list)
+
+    @property
+    def gpu_reasons(self) -> list[str]:
+        return [r.gpu_reason for r in self.requirements if r.gpu_reason]
+
+
+def plan_notebook(
+    name: str,
+    namespace: Mapping[str, object],
+    cells: Sequence[Cell],
+    *,
+    train: str | None = None,
+    folder: Path,
+) -> Plan:
+    """The export of ``namespace[name]`` (and of the ``train`` handler) as ``predict.py``.
+
+    ``folder`` is the notebook's working directory: modules imported from there are copied.
+    """
+    roots = [name] if train is None or train == name else [name, train]
+    source = collect_module(roots, namespace, cells)
+    files = {"predict.py": source}
+    runtime = _load(namespace[name], namespace[train] if train is not None else None, name)
+    train_ref = None
+    if train is not None:
+        train_ref = f"predict.py:{train}"
+    elif runtime.train is not None:
+        train_ref = f"predict.py:{name}"
+    return _finish(files, f"predict.py:{name}", train_ref, runtime, folder)
+
+
+def plan_reference(ref: str, *, train: str | None = None, folder: Path) -> Plan:
+    """The export of a ``file.py:Name`` or ``module:Name`` predictor under ``folder``.
+
+    The file (and each local module it imports from ``folder``) is copied as it is.
+    """
+    files: dict[str, str] = {}
+    predict = _copy_reference(ref, folder, files)
+    train_ref = _copy_reference(train, folder, files) if train is not None else None
+    predict_path = folder / predict.partition(":")[0]
+    train_path = folder / train_ref.partition(":")[0] if train_ref is not None else None
+    runtime = _load(
+        f"{predict_path}:{predict.partition(':')[2]}",
+        f"{train_path}:{train_ref.partition(':')[2]}" if train_ref and train_path else None,
+        ref,
+    )
+    if train_ref is None and runtime.train is not None:
+        train_ref = predict
+    name = predict.partition(":")[2] or _handler_owner(runtime.predict)
+    return _finish(files, f"{predict.partition(':')[0]}:{name}", train_ref, runtime, folder)
+
+
+def _copy_reference(ref: str, folder: Path, files: dict[str, str]) -> str:
+    """Copy the file ``ref`` names into ``files``; returns the ref relative to the project."""
+    target, _, name = ref.partition(":")
+    if target.endswith(".py"):
+        path = (folder / target).resolve()
+    else:
+        found = local_module_path(target.split(".")[0], folder)
+        if found is None:
+            msg = f"cannot export {ref}: {target} is not a module in {folder}; give file.py:Name"
+            raise ExportError(msg)
+        path = (folder / Path(*target.split("."))).with_suffix(".py")
+        if not path.is_file():
+            path = folder / Path(*target.split(".")) / "__init__.py"
+    if not path.is_file():
+        msg = f"cannot export {ref}: there is no file {path}"
+        raise ExportError(msg)
+    try:
+        relative = path.relative_to(folder.resolve())
+    except ValueError:
+        relative = Path(path.name)  # a file elsewhere goes to the top of the project
+    files[relative.as_posix()] = path.read_text()
+    return f"{relative.as_posix()}:{name}" if name else relative.as_posix()
+
+
+def _load(predictor: object, train: object | None, label: str) -> Runtime:
+    runtime = Runtime(predictor, train=train)
+    try:
+        runtime.load()
+    except Exception as exc:
+        msg = f"cannot load {label}: {type(exc).__name__}: {exc}"
+        raise ExportError(msg) from None
+    return runtime
+
+
+def _handler_owner(handler: HandlerInfo | None) -> str:
+    fn = handler.fn if handler is not None else None
+    owner = getattr(fn, "__self__", None)
+    return type(owner).__name__ if owner is not None else getattr(fn, "__name__", "Predictor")
+
+
+def _finish(
+    files: dict[str, str], predict: str, train: str | None, runtime: Runtime, folder: Path
+) -> Plan:
+    """Add local modules, ``cog.yaml``, the schema and the README to ``files``."""
+    modules = _add_local_modules(files, folder)
+    pinned, unpinned = requirements(modules)
+    handler = runtime.predict or runtime.train
+    plan = Plan(
+        files=files,
+        predict=predict,
+        train=train,
+        concurrency=handler.concurrency if handler is not None else 1,
+        streaming=bool(runtime.predict and runtime.predict.streaming),
+        requirements=pinned,
+        unpinned=unpinned,
+    )
+    files["cog.yaml"] = cog_yaml(plan)
+    files[SCHEMA_PATH] = dumps(runtime.openapi()) + "\n"  # as `nbcog schema` prints it
+    files["README.md"] = readme(plan)
+    return plan
+
+
+def _add_local_modules(files: dict[str, str], folder: Path) -> list[str]:
+    """Copy modules imported from ``folder`` (recursively); returns the other imported names."""
+    others: list[str] = []
+    queue = list(files)
+    while queue:
+        source = files[queue.pop(0)]
+        for module in imported_modules(source):
+            path = local_module_path(module, folder)
+            if path is None:
+                if module not in others:
+                    others.append(module)
+                continue
+            members = sorted(path.rglob("*.py")) if path.is_dir() else [path]
+            for member in members:
+                relative = member.relative_to(folder).as_posix()
+                if relative not in files:
+                    files[relative] = member.read_text()
+                    queue.append(relative)
+    return others
+
+
+def cog_yaml(plan: Plan) -> str:
+    """``cog.yaml`` for the plan: this Python, the pinned packages, predict/train, concurrency."""
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    lines = [
+        "# Written by nbcog's export: `cog build` reads this file (https://cog.run/yaml).",
+        "build:",
+        f'  python_version: "{version}"',
+    ]
+    if plan.requirements:
+        lines.append("  python_packages:")
+        lines += [f'    - "{r.pin}"' for r in plan.requirements]
+    if plan.gpu_reasons:
+        lines.append(f"  gpu: true  # {plan.gpu_reasons[0]}")
+    lines.append(f'predict: "{plan.predict}"')
+    if plan.train is not None:
+        lines.append(f'train: "{plan.train}"')
+    if plan.concurrency > 1:
+        lines += ["concurrency:", f"  max: {plan.concurrency}"]
+    return "\n".join(lines) + "\n"
+
+
+def readme(plan: Plan) -> str:
+    """The next commands, for whoever opens DIR."""
+    port_line = "docker run -p 5000:5000 my-model"
+    stream = (
+        "curl -N -X POST localhost:5000/predictions -H 'Content-Type: application/json' "
+        "-H 'Accept: text/event-stream' -d '{\"input\": {}}'\n"
+        if plan.streaming
+        else ""
+    )
+    return (
+        "# A Cog model exported from a notebook\n\n"
+        f"`{plan.predict.partition(':')[0]}` holds the predictor, `cog.yaml` says how to build it"
+        f" and `{SCHEMA_PATH}` is its schema (what `cog build` would write). Written by"
+        " nbcog's `%cog export` (or `python -m nbcog export`); `--check` serves it with coglet"
+        " next to nbcog and compares the answers.\n\n"
+        "With Docker and the [Cog CLI](https://github.com/replicate/cog):\n\n"
+        "```bash\n"
+        "cog predict -i key=value             # one prediction in the container\n"
+        "cog build -t my-model                # the image\n"
+        f"{port_line}    # serve it on port 5000\n"
+        "curl -s localhost:5000/health-check  # READY once setup() has run: the readiness probe\n"
+        "curl -s -X POST localhost:5000/predictions -H 'Content-Type: application/json' "
+        "-d '{\"input\": {}}'\n"
+        f"{stream}"
+        "cog push r8.im/<you>/<model>         # deploy to Replicate\n"
+        "```\n"
+    )
+
+
+def write(directory: Path, files: Mapping[str, str], *, force: bool) -> list[str]:
+    """Write ``files`` under ``directory``; returns the paths that existed and were replaced.
+
+    Raises:
+        ExportError: ``directory`` is a file, or is not empty and ``force`` is not given, or a
+            path would be written through a symbolic link or outside ``directory``.
+    """
+    if directory.exists() and not directory.is_dir():
+        msg = f"cannot export into {directory}: it is a file, not a directory"
+        raise ExportError(msg)
+    if directory.is_dir() and any(directory.iterdir()) and not force:
+        msg = (
+            f"{directory} exists and is not empty: give --force to replace the exported files "
+            "in it (other files stay), or choose a new directory"
+        )
+        raise ExportError(msg)
+    root = directory.resolve()
+    targets = [_safe_target(root, relative) for relative in files]
+    replaced = [relative for relative, path in zip(files, targets, strict=True) if path.exists()]
+    for relative, path in zip(files, targets, strict=True):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(files[relative])
+    return replaced
+
+
+def _safe_target(root: Path, relative: str) -> Path:
+    path = root / relative
+    for part in [path, *path.parents]:
+        if part == root:
+            break
+        if part.is_symlink():
+            msg = f"cannot export {relative}: {part} is a symbolic link (it may lead out of DIR)"
+            raise ExportError(msg)
+    if root not in path.resolve().parents:
+        msg = f"cannot export {relative}: it is outside {root}"
+        raise ExportError(msg)
+    return path

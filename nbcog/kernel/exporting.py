@@ -1,0 +1,92 @@
+"""``%cog export``: the notebook's side of ``nbcog.export`` (its namespace and cell sources).
+
+IPython compiles every cell under a file name of its own and keeps the code in ``linecache``
+(``shell.compile._filename_map`` maps those names to execution counts): that is the source
+``nbcog.export.source`` traces the predictor's needs through.
+"""
+
+from __future__ import annotations
+
+import linecache
+from pathlib import Path
+from typing import Any
+
+from IPython.core.error import UsageError
+from IPython.core.interactiveshell import InteractiveShell
+
+from nbcog.export import (
+    Cell,
+    CheckFailed,
+    ExportError,
+    export_and_check,
+    export_notebook,
+    export_reference,
+)
+from nbcog.kernel import serving
+from nbcog.kernel.inputs import parse_inputs
+from nbcog.kernel.report import input_schema
+
+
+def notebook_cells(shell: InteractiveShell) -> list[Cell]:
+    """The code of the cells this kernel has run, with their execution counts."""
+    numbers: dict[str, int] = getattr(shell.compile, "_filename_map", {})
+    cells = []
+    for filename, number in numbers.items():
+        lines = linecache.getlines(filename)
+        if lines:
+            cells.append(Cell(int(number), filename, "".join(lines)))
+    return cells
+
+
+def default_name() -> str:
+    """What ``%cog export DIR`` exports: the last served predictor, else ``Predictor``."""
+    handles = serving.servers()
+    return handles[-1].label if handles else "Predictor"
+
+
+def export_magic(shell: InteractiveShell, args: Any, resolve: Any) -> None:
+    """Run ``%cog export`` with parsed ``args``; ``resolve`` looks a NAME up as ``%cog serve``."""
+    directory = Path(args.directory).expanduser()
+    name: str = args.name or default_name()
+    is_ref = ":" in name or name.endswith(".py")
+    original = resolve(name)
+    train = resolve(args.train) if args.train else None
+    cwd = Path.cwd()
+
+    def export() -> Any:
+        if is_ref:
+            return export_reference(directory, name, train=args.train, force=args.force, folder=cwd)
+        for label, value in (("NAME", name), ("--train", args.train)):
+            if value is not None and "." in value:
+                msg = f"{label} {value!r}: give a class or function defined in the notebook"
+                raise ExportError(msg)
+        return export_notebook(
+            directory,
+            name,
+            shell.user_ns,
+            notebook_cells(shell),
+            train=args.train,
+            force=args.force,
+            folder=cwd,
+        )
+
+    def inputs(document: dict[str, Any]) -> dict[str, Any] | None:
+        if not args.input:
+            return None
+        try:
+            return parse_inputs(args.input, input_schema(document))
+        except ValueError as exc:
+            raise CheckFailed(str(exc)) from None
+
+    try:
+        export_and_check(
+            directory,
+            export,
+            original,
+            train=train,
+            check_it=args.check,
+            force=args.force,
+            parse_inputs=inputs,
+        )
+    except (ExportError, CheckFailed) as exc:
+        raise UsageError(str(exc)) from None
