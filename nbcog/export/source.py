@@ -68,10 +68,11 @@ class _Statement:
 
 @dataclass
 class _Collected:
-    """What goes into the module: import statements (name -> alias node) and definitions."""
+    """What goes into the module, by position in the notebook: import statements with the
+    aliases that are needed, and definitions (source text, whether it is a constant)."""
 
     imports: dict[tuple[int, int], tuple[ast.stmt, list[ast.alias]]] = field(default_factory=dict)
-    definitions: dict[tuple[int, int], str] = field(default_factory=dict)
+    definitions: dict[tuple[int, int, str], tuple[str, bool]] = field(default_factory=dict)
 
 
 def collect_module(
@@ -87,21 +88,33 @@ def collect_module(
     index = _Index(cells)
     collected = _Collected()
     seen: set[str] = set()
+    problems: list[str] = []
     pending = [(name, f"{name} is what you export") for name in roots]
     while pending:
         name, why = pending.pop(0)
         if name in seen:
             continue
         seen.add(name)
-        for needed in _resolve(name, why, namespace, index, collected):
-            pending.append((needed, f"{name} uses it"))
-    parts: list[str] = []
-    for _, (node, aliases) in sorted(collected.imports.items()):
-        parts.append(_import_text(node, aliases))
-    body = [text for _, text in sorted(collected.definitions.items())]
+        try:
+            needs = _resolve(name, why, namespace, index, collected)
+        except ExportError as exc:  # go on: one message names every problem
+            problems.append(str(exc))
+            continue
+        pending += [(needed, f"{name} uses it") for needed in sorted(needs)]
+    if problems:
+        raise ExportError("\n".join(problems))
+    imports = [
+        _import_text(node, aliases) for _, (node, aliases) in sorted(collected.imports.items())
+    ]
+    body = ""
+    previous_constant = False
+    for _, (text, constant) in sorted(collected.definitions.items()):
+        separator = "\n" if constant and previous_constant else "\n\n\n"
+        body += (separator if body else "") + text
+        previous_constant = constant
     plural = len(roots) > 1
     header = HEADER.format(roots=" and ".join(roots), it="they" if plural else "it")
-    return header + "\n".join(parts) + "\n\n\n" + "\n\n\n".join(body) + "\n"
+    return header + "\n".join(imports) + "\n\n\n" + body + "\n"
 
 
 class _Index:
@@ -157,10 +170,11 @@ def _resolve(
             return set()
     definition = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     if statement is not None and isinstance(node, definition) and _defined_by(value, statement):
-        collected.definitions[statement.position] = statement.text()
+        collected.definitions[(*statement.position, name)] = (statement.text(), False)
         return _free_globals(statement.text()) - {name}
     if _is_literal(value):
-        collected.definitions[_position(statement)] = _constant_text(name, value, statement)
+        text = _constant_text(name, value, statement)
+        collected.definitions[(*_position(statement), name)] = (text, True)
         return set()
     importable = _import_for(name, value)
     if importable is not None:
