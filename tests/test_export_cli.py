@@ -1,0 +1,218 @@
+"""``python -m nbcog export REF DIR`` in real subprocesses: the files it writes, its refusals, and
+``--check`` against coglet in a fresh virtualenv (matching, and failing on a difference)."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import nbcog
+
+REPO = Path(nbcog.__file__).resolve().parent.parent
+
+PILLOW_PREDICTOR = """
+import tempfile
+
+from cog import BaseRunner, Input, Path
+from PIL import Image
+
+from palette import rgb
+
+
+class Predictor(BaseRunner):
+    def setup(self) -> None:
+        print("palette ready")
+
+    def run(
+        self,
+        size: int = Input(default=4, ge=1, le=16),
+        color: str = Input(default="red", choices=["red", "blue"]),
+    ) -> Path:
+        image = Image.new("RGB", (size, size), rgb(color))
+        image.putpixel((0, 0), (1, 2, 3))
+        target = Path(tempfile.mkdtemp()) / "square.png"
+        image.save(target)
+        return target
+"""
+
+STREAMING_PREDICTOR = """
+from cog import BaseRunner, ConcatenateIterator, Input, streaming
+from PIL import Image, ImageOps
+
+from palette import rgb
+
+
+class Predictor(BaseRunner):
+    @streaming
+    def run(
+        self, color: str = Input(default="red", choices=["red", "blue"]), size: int = 3
+    ) -> ConcatenateIterator[str]:
+        image = ImageOps.invert(Image.new("RGB", (size, 1), rgb(color)))
+        for pixel in image.getdata():
+            yield f"{pixel} "
+"""
+
+PALETTE = 'def rgb(name):\n    return {"red": (255, 0, 0), "blue": (0, 0, 255)}[name]\n'
+
+
+def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """``python -m nbcog ARGS`` from ``cwd`` with this repository importable."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COG_")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return subprocess.run(
+        [sys.executable, "-m", "nbcog", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def project_with(tmp_path: Path, source: str) -> Path:
+    """A folder with predict.py (``source``) and the local module it imports."""
+    folder = tmp_path / "src"
+    folder.mkdir(parents=True)
+    (folder / "predict.py").write_text(source)
+    (folder / "palette.py").write_text(PALETTE)
+    (folder / "notes.txt").write_text("not part of the model")
+    return folder
+
+
+def test_export_copies_the_file_and_its_local_modules(tmp_path):
+    """The file and the local module it imports are copied; cog.yaml pins Pillow (not cog);
+    the schema is what `nbcog schema` prints; nothing else is written."""
+    folder = project_with(tmp_path, PILLOW_PREDICTOR)
+    done = run_cli(["export", "predict.py:Predictor", "../out"], cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("nbcog: exported predict.py:Predictor to ../out: ")
+    out = tmp_path / "out"
+    assert (out / "predict.py").read_text() == PILLOW_PREDICTOR
+    assert (out / "palette.py").read_text() == PALETTE
+    pillow = importlib.metadata.distribution("pillow")
+    config = (out / "cog.yaml").read_text()
+    assert f'    - "{pillow.metadata["Name"]}=={pillow.version}"\n' in config
+    assert "cog==" not in config
+    assert config.endswith('predict: "predict.py:Predictor"\n')
+    schema = run_cli(["schema", "predict.py:Predictor"], cwd=folder)
+    assert (out / ".cog" / "openapi_schema.json").read_text() == schema.stdout
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    assert files == [
+        ".cog/openapi_schema.json",
+        "README.md",
+        "cog.yaml",
+        "palette.py",
+        "predict.py",
+    ]
+    assert sorted(p.name for p in folder.iterdir()) == ["notes.txt", "palette.py", "predict.py"]
+
+
+def test_export_writes_train_and_concurrency(tmp_path):
+    """--train goes into cog.yaml's train:, @concurrent(max=N) into concurrency.max."""
+    (tmp_path / "predict.py").write_text(
+        "from cog import BaseRunner, concurrent\n\n"
+        "class Predictor(BaseRunner):\n"
+        "    @concurrent(max=3)\n"
+        "    async def run(self, text: str = 'x') -> str:\n"
+        "        return text\n"
+    )
+    (tmp_path / "train.py").write_text("def train(steps: int = 1) -> str:\n    return 'ok'\n")
+    done = run_cli(["export", "predict.py:Predictor", "out", "--train", "train.py:train"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    config = (tmp_path / "out" / "cog.yaml").read_text()
+    assert 'predict: "predict.py:Predictor"\ntrain: "train.py:train"\n' in config
+    assert config.endswith("concurrency:\n  max: 3\n")
+    assert (tmp_path / "out" / "train.py").is_file()
+    assert "concurrency.max: 3" in done.stdout
+
+
+def test_export_refusals_are_one_clear_line(tmp_path):
+    """A non-empty DIR without --force, and a ref that does not load, exit 1 with one line."""
+    folder = project_with(tmp_path, PILLOW_PREDICTOR)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("mine")
+    busy = run_cli(["export", "predict.py:Predictor", "../out"], cwd=folder)
+    assert busy.returncode == 1
+    assert busy.stderr == (
+        "nbcog: ../out exists and is not empty: give --force to replace the exported files in it"
+        " (other files stay), or choose a new directory\n"
+    )
+    broken = run_cli(["export", "predict.py:Nope", "../new"], cwd=folder)
+    assert broken.returncode == 1
+    assert broken.stderr.startswith("nbcog: cannot load predict.py:Nope: AttributeError: ")
+    assert broken.stderr.count("\n") == 1
+    assert not (tmp_path / "new").exists()
+    forced = run_cli(["export", "predict.py:Predictor", "../out", "--force"], cwd=folder)
+    assert forced.returncode == 0, forced.stderr
+    assert (tmp_path / "out" / "keep.txt").read_text() == "mine"
+
+
+@pytest.mark.slow
+def test_check_matches_with_a_real_dependency(tmp_path):
+    """--check: coglet in a fresh virtualenv (cog + Pillow) answers like nbcog: schema,
+    a default prediction (a PNG), a -i prediction and its SSE stream, a 422; exit 0."""
+    folder = project_with(tmp_path, STREAMING_PREDICTOR)
+    done = run_cli(["export", "predict.py:Predictor", "../out", "--check"], cwd=folder)
+    assert done.returncode == 0, done.stdout + done.stderr
+    table = done.stdout
+    for request in (
+        "GET /openapi.json",
+        "POST /predictions (defaults)",
+        "POST /predictions (SSE)",
+        "POST /predictions (invalid)",
+    ):
+        row = next(line for line in table.splitlines() if line.strip().startswith(request))
+        assert row.endswith("  yes"), table
+    assert "200, 5 events, succeeded" in table
+    assert "same answers; checked in " in table
+    pillow = importlib.metadata.distribution("pillow")
+    assert f"(cog=={importlib.metadata.version('cog')}, {pillow.metadata['Name']}==" in table
+    png = project_with(tmp_path / "png", PILLOW_PREDICTOR)
+    inputs = ["-i", "size=5", "-i", "color=blue"]
+    done = run_cli(["export", "predict.py:Predictor", "../out", "--check", *inputs], cwd=png)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "POST /predictions (-i inputs)" in done.stdout
+    assert "(SSE)" not in done.stdout
+
+
+@pytest.mark.slow
+def test_check_fails_on_an_edited_predictor_with_a_readable_diff(tmp_path):
+    """An export whose predict.py was edited by hand answers differently: --check (which
+    checks DIR as it is) prints which fields differ, nbcog's value and coglet's, and exits 1."""
+    folder = project_with(tmp_path, STREAMING_PREDICTOR)
+    assert run_cli(["export", "predict.py:Predictor", "../out"], cwd=folder).returncode == 0
+    edited = tmp_path / "out" / "predict.py"
+    edited.write_text(edited.read_text().replace('yield f"{pixel} "', 'yield f"{pixel}!"'))
+    done = run_cli(["export", "predict.py:Predictor", "../out", "--check"], cwd=folder)
+    assert done.returncode == 1
+    assert "nbcog: checking the project already in ../out" in done.stdout
+    lines = done.stdout.splitlines()
+    assert next(r for r in lines if r.strip().startswith("GET /openapi.json")).endswith("yes")
+    assert next(r for r in lines if "(defaults)" in r and "200" in r).endswith("NO")
+    assert "POST /predictions (defaults) differs:" in lines
+    assert '  body.output[0]: nbcog "(0, 255, 255) " | coglet "(0, 255, 255)!"' in lines
+    assert '  events[1].data.chunk: nbcog "(0, 255, 255) " | coglet "(0, 255, 255)!"' in lines
+    assert done.stderr.startswith("nbcog: the project in ../out does not answer like the original")
+
+
+@pytest.mark.slow
+def test_check_fails_on_a_wrong_pin(tmp_path):
+    """A cog.yaml pinned by hand to a Pillow release that does not exist fails --check with
+    pip's own reason, before any server starts."""
+    folder = project_with(tmp_path, STREAMING_PREDICTOR)
+    assert run_cli(["export", "predict.py:Predictor", "../out"], cwd=folder).returncode == 0
+    config = tmp_path / "out" / "cog.yaml"
+    pillow = importlib.metadata.version("pillow")
+    config.write_text(config.read_text().replace(f"=={pillow}", "==0.0.1"))
+    done = run_cli(["export", "predict.py:Predictor", "../out", "--check"], cwd=folder)
+    assert done.returncode == 1
+    assert "pip could not install cog.yaml's packages" in done.stderr
+    assert "==0.0.1" in done.stderr
+    assert "starting coglet" not in done.stdout
