@@ -19,11 +19,10 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -301,39 +300,43 @@ def test_async_notebook_runs_four_at_once_and_receives_webhooks(tmp_path):
         assert refused("http://127.0.0.1:5293")
 
 
-def test_notebook_to_cog_gets_the_same_answers_from_nbcog_and_coglet(tmp_path):
-    """Notebook 5 writes predict.py, cog.yaml and the schema; coglet and nbcog answer alike."""
-    coglet_pid = None
-    try:
-        with notebook("05-notebook-to-cog.ipynb", tmp_path) as run:
-            run.through("coglet pid")
-            coglet_pid = int(re.search(r"coglet pid (\d+)", text(run.cell("coglet pid")))[1])
-            run.to_end()
-            assert "Models Start In Notebooks" in text(run.cell("%cog predict"))
-            compared = text(run.cell("requests_to_compare"))
-            for line in (
-                "JSON: same answer from both servers",
-                "SSE: same answer from both servers",
-                "invalid input: same answer from both servers",
-                "GET /openapi.json: same document",
-            ):
-                assert line in compared
-            assert "DIFFERENT" not in compared
-            assert "coglet exited with 0" in text(run.cell("coglet.terminate()"))
-        assert (tmp_path / "cog.yaml").read_text() == (
-            'build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n'
-        )
-        assert "class Predictor(BaseRunner)" in (tmp_path / "predict.py").read_text()
-        schema = json.loads((tmp_path / ".cog" / "openapi_schema.json").read_text())
-        assert schema["paths"]["/predictions"]["post"]["x-cog-streaming"] is True
-        assert schema["components"]["schemas"]["style"]["enum"] == ["shout", "whisper", "title"]
-        assert refused("http://127.0.0.1:5295")
-        assert refused("http://127.0.0.1:5296")
-    finally:
-        if coglet_pid is not None:  # the notebook failed before stopping the coglet it started
-            with suppress(OSError):  # gone already: nothing to do
-                if b"cog.server.http" in Path(f"/proc/{coglet_pid}/cmdline").read_bytes():
-                    os.kill(coglet_pid, signal.SIGTERM)
+def test_notebook_to_cog_exports_and_checks_with_coglet(tmp_path, monkeypatch):
+    """Notebook 5 exports its cells' predictor with %cog export into a temp folder of its own
+    (nothing else is written) and --check gets coglet's and nbcog's answers alike."""
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setenv("TMPDIR", str(scratch))  # the notebook's mkdtemp and the check's venv
+    with notebook("05-notebook-to-cog.ipynb", tmp_path) as run:
+        run.to_end()
+        assert "Models Start In Notebooks" in text(run.cell("%cog predict"))
+        exported = text(run.cell("mkdtemp"))
+        found = re.search(r"exported predict.py:Predictor to (\S+): ", exported)
+        assert found is not None, exported
+        project = Path(found[1])
+        shown = text(run.cell("rglob"))
+        checked = text(run.cell("--check"))
+    assert project.parent.parent == scratch
+    source = (project / "predict.py").read_text()
+    assert 'STYLES = ("shout", "whisper", "title")' in source
+    assert "def restyle(text: str, style: str) -> str:" in source
+    assert "class Predictor(BaseRunner)" in source
+    assert "tried out on its own" not in source
+    assert "get_ipython" not in source
+    assert (
+        (project / "cog.yaml")
+        .read_text()
+        .endswith('build:\n  python_version: "3.11"\npredict: "predict.py:Predictor"\n')
+    )
+    assert source in shown
+    schema = json.loads((project / ".cog" / "openapi_schema.json").read_text())
+    assert schema["paths"]["/predictions"]["post"]["x-cog-streaming"] is True
+    assert schema["components"]["schemas"]["style"]["enum"] == ["shout", "whisper", "title"]
+    for request in ("GET /openapi.json", "(-i inputs)", "(SSE)", "(invalid)"):
+        row = next(line for line in checked.splitlines() if request in line)
+        assert row.endswith("yes"), checked
+    assert "same answers; checked in " in checked
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["05-notebook-to-cog.ipynb", "tmp"]
+    assert refused("http://127.0.0.1:5295")
 
 
 def test_readme_example_and_curl_lines_work(tmp_path):
