@@ -37,6 +37,8 @@ FORBIDDEN = {
     # ipywidgets itself imports IPython, so the widget's own sources are checked for IPython
     # imports by tests/test_widget_view.py; here: no tornado, and http/widget stay peers.
     "nbcog.widget": ["tornado", "nbcog.http", "nbcog.kernel"],
+    # The export gets the notebook's namespace and cells passed in: no IPython, no widgets.
+    "nbcog.export": ["IPython", "ipywidgets", "nbcog.kernel", "nbcog.widget"],
 }
 
 

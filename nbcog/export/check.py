@@ -234,7 +234,7 @@ def _make_venv(venv: Path, packages: list[str]) -> None:
     if done.returncode != 0:
         noise = ("WARNING: Location", "[notice]")
         lines = [line for line in done.stderr.splitlines() if not line.startswith(noise)]
-        tail = "\n  ".join(lines[-12:])
+        tail = "\n  ".join(_clip(line) for line in lines[-12:])
         msg = f"pip could not install cog.yaml's packages ({' '.join(packages)}):\n  {tail}"
         raise CheckFailed(msg)
 
@@ -278,8 +278,13 @@ def _coglet(venv: Path, directory: Path, config: dict[str, Any], log: Path) -> I
             process.wait()
 
 
+def _clip(line: str, width: int = 240) -> str:
+    """One line of pip's or coglet's output, cut (pip lists every version it found)."""
+    return line if len(line) <= width else line[: width - 3] + "..."
+
+
 def _tail(log: Path) -> str:
-    return "\n  ".join(log.read_text(errors="replace").splitlines()[-12:])
+    return "\n  ".join(_clip(line) for line in log.read_text(errors="replace").splitlines()[-12:])
 
 
 def _wait_ready(url: str, log: Path) -> str:
