@@ -125,6 +125,9 @@ def _export(args: argparse.Namespace) -> int:
     from nbcog.export import CheckFailed, ExportError, export_and_check, export_reference
 
     directory = Path(args.directory)
+    if args.input and not args.check:
+        print("nbcog: -i gives the inputs of --check's prediction: add --check", file=sys.stderr)
+        return 2
 
     def inputs(document: dict[str, Any]) -> dict[str, Any] | None:
         if not args.input:

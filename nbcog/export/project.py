@@ -9,6 +9,7 @@ outside DIR: a path of the export that is a symbolic link, or leads out of DIR, 
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -51,7 +52,10 @@ def plan_notebook(
     """The export of ``namespace[name]`` (and of the ``train`` handler) as ``predict.py``.
 
     ``folder`` is the notebook's working directory: modules imported from there are copied.
+    An instance of a class defined in the notebook exports that class.
     """
+    name = _class_of_instance(name, namespace)
+    train = _class_of_instance(train, namespace) if train is not None else None
     roots = [name] if train is None or train == name else [name, train]
     source = collect_module(roots, namespace, cells)
     files = {"predict.py": source}
@@ -62,6 +66,15 @@ def plan_notebook(
     elif runtime.train is not None:
         train_ref = f"predict.py:{name}"
     return _finish(files, f"predict.py:{name}", train_ref, runtime, folder)
+
+
+def _class_of_instance(name: str, namespace: Mapping[str, object]) -> str:
+    value = namespace.get(name)
+    if value is None or inspect.isclass(value) or inspect.isroutine(value):
+        return name
+    cls = type(value)
+    found = namespace.get(cls.__name__)
+    return cls.__name__ if found is cls and cls.__module__ == "__main__" else name
 
 
 def plan_reference(ref: str, *, train: str | None = None, folder: Path) -> Plan:

@@ -114,7 +114,8 @@ def collect_module(
         previous_constant = constant
     plural = len(roots) > 1
     header = HEADER.format(roots=" and ".join(roots), it="they" if plural else "it")
-    return header + "\n".join(imports) + "\n\n\n" + body + "\n"
+    top = "\n".join(imports) + "\n\n\n" if imports else "\n"
+    return header + top + body + "\n"
 
 
 class _Index:

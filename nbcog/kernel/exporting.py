@@ -46,6 +46,9 @@ def default_name() -> str:
 
 def export_magic(shell: InteractiveShell, args: Any, resolve: Any) -> None:
     """Run ``%cog export`` with parsed ``args``; ``resolve`` looks a NAME up as ``%cog serve``."""
+    if args.input and not args.check:
+        msg = "-i gives the inputs of --check's prediction: add --check (or leave -i out)"
+        raise UsageError(msg)
     directory = Path(args.directory).expanduser()
     name: str = args.name or default_name()
     is_ref = ":" in name or name.endswith(".py")
