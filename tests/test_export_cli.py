@@ -60,10 +60,16 @@ class Predictor(BaseRunner):
 PALETTE = 'def rgb(name):\n    return {"red": (255, 0, 0), "blue": (0, 0, 255)}[name]\n'
 
 
-def run_cli(args: list[str], cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess[str]:
-    """``python -m nbcog ARGS`` from ``cwd`` with this repository importable."""
+def run_cli(
+    args: list[str], cwd: Path, timeout: float = 300, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """``python -m nbcog ARGS`` from ``cwd`` with this repository (and ``extra_env``'s
+    ``PYTHONPATH``) importable."""
+    extra = dict(extra_env or {})
     env = {k: v for k, v in os.environ.items() if not k.startswith("COG_")}
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    paths = [str(REPO), extra.pop("PYTHONPATH", None), env.get("PYTHONPATH")]
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, paths))
+    env.update(extra)
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     return subprocess.run(
         [sys.executable, "-m", "nbcog", *args],
@@ -216,3 +222,53 @@ def test_check_fails_on_a_wrong_pin(tmp_path):
     assert "pip could not install cog.yaml's packages" in done.stderr
     assert "==0.0.1" in done.stderr
     assert "starting coglet" not in done.stdout
+
+
+def fake_distribution(site: Path, name: str, version: str, requires: list[str]) -> None:
+    """A real installed distribution on disk (module, METADATA, RECORD), importable from site."""
+    (site / name).mkdir(parents=True)
+    (site / name / "__init__.py").write_text("DEVICE = 'cpu'\n")
+    info = site / f"{name}-{version}.dist-info"
+    info.mkdir()
+    lines = ["Metadata-Version: 2.1", f"Name: {name}", f"Version: {version}"]
+    lines += [f"Requires-Dist: {requirement}" for requirement in requires]
+    (info / "METADATA").write_text("\n".join(lines) + "\n")
+    (info / "RECORD").write_text(f"{name}/__init__.py,,\n{info.name}/METADATA,,\n")
+
+
+def test_gpu_rule_and_unpinned_modules(tmp_path):
+    """gpu: true (with the reason) for a distribution requiring NVIDIA's CUDA wheels or with a
+    +cu version, not for a CPU build; a module no distribution provides is named, not pinned."""
+    site = tmp_path / "site"
+    fake_distribution(
+        site, "gpuframe", "2.1.0", ['nvidia-cuda-runtime-cu12; sys_platform == "linux"']
+    )
+    fake_distribution(site, "cudabuild", "1.0+cu121", [])
+    fake_distribution(site, "cpuframe", "1.0+cpu", ["numpy"])
+    (site / "loose.py").write_text("X = 1\n")
+    cases = {
+        "gpuframe": "gpu: true  # gpuframe 2.1.0 requires CUDA wheels (nvidia-cuda-runtime-cu12)",
+        "cudabuild": "gpu: true  # cudabuild 1.0+cu121 is a CUDA build",
+        "cpuframe": None,
+    }
+    for module, expected in cases.items():
+        folder = tmp_path / module
+        folder.mkdir()
+        (folder / "predict.py").write_text(
+            f"import {module}\nimport loose\n\n"
+            f"def predict(text: str = 'x') -> str:\n    return text + {module}.DEVICE\n"
+        )
+        env = {"PYTHONPATH": str(site)}
+        done = run_cli(["export", "predict.py:predict", "out"], cwd=folder, extra_env=env)
+        assert done.returncode == 0, done.stderr
+        config = (folder / "out" / "cog.yaml").read_text()
+        version = {"gpuframe": "2.1.0", "cudabuild": "1.0+cu121", "cpuframe": "1.0+cpu"}[module]
+        assert f'    - "{module}=={version}"\n' in config
+        assert "loose" not in config
+        if expected is None:
+            assert "gpu" not in config
+            assert "  gpu: false\n" in done.stdout
+        else:
+            assert f"  {expected}\n" in config
+        assert "  not pinned (no installed distribution provides them): loose\n" in done.stdout
+        assert config.endswith('predict: "predict.py:predict"\n')
