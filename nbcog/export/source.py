@@ -23,7 +23,7 @@ import types
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-HEADER = "# Written by nbcog's %cog export from notebook cells: {roots} and what {it} uses.\n"
+HEADER = "# Written by nbcog's %cog export from notebook cells: {roots} and what {uses}.\n"
 _LITERALS = (str, bytes, int, float, complex, bool, type(None))
 
 
@@ -113,7 +113,7 @@ def collect_module(
         body += (separator if body else "") + text
         previous_constant = constant
     plural = len(roots) > 1
-    header = HEADER.format(roots=" and ".join(roots), it="they" if plural else "it")
+    header = HEADER.format(roots=" and ".join(roots), uses="they use" if plural else "it uses")
     top = "\n".join(imports) + "\n\n\n" if imports else "\n"
     return header + top + body + "\n"
 
