@@ -54,7 +54,7 @@ class _Statement:
 
     @property
     def first_line(self) -> int:
-        decorators = getattr(self.node, "decorator_list", [])
+        decorators: list[ast.expr] = getattr(self.node, "decorator_list", [])
         return min([self.node.lineno, *(d.lineno for d in decorators)])
 
     def text(self) -> str:
@@ -171,11 +171,13 @@ def _resolve(
             return set()
     definition = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
     if statement is not None and isinstance(node, definition) and _defined_by(value, statement):
-        collected.definitions[(*statement.position, name)] = (statement.text(), False)
+        cell, line = statement.position
+        collected.definitions[(cell, line, name)] = (statement.text(), False)
         return _free_globals(statement.text()) - {name}
     if _is_literal(value):
         text = _constant_text(name, value, statement)
-        collected.definitions[(*_position(statement), name)] = (text, True)
+        cell, line = _position(statement)
+        collected.definitions[(cell, line, name)] = (text, True)
         return set()
     importable = _import_for(name, value)
     if importable is not None:
