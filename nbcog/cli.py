@@ -125,6 +125,9 @@ def _export(args: argparse.Namespace) -> int:
     from nbcog.export import CheckFailed, ExportError, export_and_check, export_reference
 
     directory = Path(args.directory)
+    target = args.ref.partition(":")[0]
+    if target.endswith(".py"):  # its siblings import as they will in the project (--check)
+        sys.path.insert(0, str(Path(target).resolve().parent))
     if args.input and not args.check:
         print("nbcog: -i gives the inputs of --check's prediction: add --check", file=sys.stderr)
         return 2

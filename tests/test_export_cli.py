@@ -93,12 +93,13 @@ def project_with(tmp_path: Path, source: str) -> Path:
 
 
 def test_export_copies_the_file_and_its_local_modules(tmp_path):
-    """The file and the local module it imports are copied; cog.yaml pins Pillow (not cog);
-    the schema is what `nbcog schema` prints; nothing else is written."""
+    """The file and the local module it imports from its folder are copied to the project's
+    top; cog.yaml pins Pillow (not cog); the schema is what `nbcog schema` prints; nothing
+    else is written."""
     folder = project_with(tmp_path, PILLOW_PREDICTOR)
-    done = run_cli(["export", "predict.py:Predictor", "../out"], cwd=folder)
+    done = run_cli(["export", "src/predict.py:Predictor", "out"], cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.startswith("nbcog: exported predict.py:Predictor to ../out: ")
+    assert done.stdout.startswith("nbcog: exported predict.py:Predictor to out: ")
     out = tmp_path / "out"
     assert (out / "predict.py").read_text() == PILLOW_PREDICTOR
     assert (out / "palette.py").read_text() == PALETTE

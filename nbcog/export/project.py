@@ -9,9 +9,10 @@ outside DIR: a path of the export that is a symbolic link, or leads out of DIR, 
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,48 +79,66 @@ def _class_of_instance(name: str, namespace: Mapping[str, object]) -> str:
 
 
 def plan_reference(ref: str, *, train: str | None = None, folder: Path) -> Plan:
-    """The export of a ``file.py:Name`` or ``module:Name`` predictor under ``folder``.
+    """The export of a ``file.py:Name`` or ``module:Name`` predictor (paths from ``folder``).
 
-    The file (and each local module it imports from ``folder``) is copied as it is.
+    The file is copied as it is, with each local module it imports from its own folder (for
+    ``module:Name``, from ``folder``), keeping the layout the imports need.
     """
+    target = ref.partition(":")[0]
+    root = (folder / target).resolve().parent if target.endswith(".py") else folder.resolve()
     files: dict[str, str] = {}
-    predict = _copy_reference(ref, folder, files)
-    train_ref = _copy_reference(train, folder, files) if train is not None else None
-    predict_path = folder / predict.partition(":")[0]
-    train_path = folder / train_ref.partition(":")[0] if train_ref is not None else None
-    runtime = _load(
-        f"{predict_path}:{predict.partition(':')[2]}",
-        f"{train_path}:{train_ref.partition(':')[2]}" if train_ref and train_path else None,
-        ref,
+    predict, predict_path = _copy_reference(ref, folder, root, files)
+    train_ref, train_path = (
+        _copy_reference(train, folder, root, files) if train is not None else (None, None)
     )
+    with _importable(root):  # the file's siblings, as coglet will find them in the project
+        runtime = _load(predict_path, train_path, ref)
     if train_ref is None and runtime.train is not None:
         train_ref = predict
-    name = predict.partition(":")[2] or _handler_owner(runtime.predict)
-    return _finish(files, f"{predict.partition(':')[0]}:{name}", train_ref, runtime, folder)
+    file, _, name = predict.partition(":")
+    return _finish(
+        files, f"{file}:{name or _handler_owner(runtime.predict)}", train_ref, runtime, root
+    )
 
 
-def _copy_reference(ref: str, folder: Path, files: dict[str, str]) -> str:
-    """Copy the file ``ref`` names into ``files``; returns the ref relative to the project."""
+def _copy_reference(ref: str, folder: Path, root: Path, files: dict[str, str]) -> tuple[str, str]:
+    """Copy the file ``ref`` names into ``files``.
+
+    Returns the ref as ``cog.yaml`` names it (relative to ``root``, the project's top) and
+    as this process loads it (an absolute path).
+    """
     target, _, name = ref.partition(":")
     if target.endswith(".py"):
         path = (folder / target).resolve()
     else:
-        found = local_module_path(target.split(".")[0], folder)
-        if found is None:
+        if local_module_path(target.split(".")[0], folder) is None:
             msg = f"cannot export {ref}: {target} is not a module in {folder}; give file.py:Name"
             raise ExportError(msg)
-        path = (folder / Path(*target.split("."))).with_suffix(".py")
+        path = (folder / Path(*target.split("."))).with_suffix(".py").resolve()
         if not path.is_file():
-            path = folder / Path(*target.split(".")) / "__init__.py"
+            path = (folder / Path(*target.split(".")) / "__init__.py").resolve()
     if not path.is_file():
         msg = f"cannot export {ref}: there is no file {path}"
         raise ExportError(msg)
     try:
-        relative = path.relative_to(folder.resolve())
+        relative = path.relative_to(root).as_posix()
     except ValueError:
-        relative = Path(path.name)  # a file elsewhere goes to the top of the project
-    files[relative.as_posix()] = path.read_text()
-    return f"{relative.as_posix()}:{name}" if name else relative.as_posix()
+        relative = path.name  # a --train file from elsewhere goes to the top of the project
+    files[relative] = path.read_text()
+    suffix = f":{name}" if name else ""
+    return relative + suffix, f"{path}{suffix}"
+
+
+@contextlib.contextmanager
+def _importable(folder: Path) -> Iterator[None]:
+    added = str(folder) not in sys.path
+    if added:
+        sys.path.insert(0, str(folder))
+    try:
+        yield
+    finally:
+        if added:
+            sys.path.remove(str(folder))
 
 
 def _load(predictor: object, train: object | None, label: str) -> Runtime:
