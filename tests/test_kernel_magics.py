@@ -203,7 +203,8 @@ def test_usage_errors_are_one_line(kernel, tmp_path):
         == "no server is running; start one with %cog serve NAME"
     )
     assert kernel.run("%cog bogus").usage_error == (
-        "unknown command 'bogus'; the commands are: serve, stop, status, predict, schema, watch"
+        "unknown command 'bogus'; the commands are: "
+        "serve, stop, status, predict, schema, watch, export"
     )
     assert kernel.run("%cog serve").usage_error == "the following arguments are required: name"
     assert kernel.run("%cog serve Nope").usage_error == (
