@@ -273,3 +273,28 @@ def test_gpu_rule_and_unpinned_modules(tmp_path):
             assert f"  {expected}\n" in config
         assert "  not pinned (no installed distribution provides them): loose\n" in done.stdout
         assert config.endswith('predict: "predict.py:predict"\n')
+
+
+@pytest.mark.slow
+def test_check_fails_when_cog_yaml_lacks_a_package(tmp_path):
+    """A package imported in setup() and removed from cog.yaml by hand: coglet's setup fails
+    in the fresh virtualenv, and --check says so with coglet's error."""
+    (tmp_path / "predict.py").write_text(
+        "from cog import BaseRunner\n\n"
+        "class Predictor(BaseRunner):\n"
+        "    def setup(self) -> None:\n"
+        "        from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer\n"
+        "        self.analyzer = SentimentIntensityAnalyzer()\n\n"
+        "    def run(self, text: str = 'fine') -> float:\n"
+        "        return self.analyzer.polarity_scores(text)['compound']\n"
+    )
+    assert run_cli(["export", "predict.py:Predictor", "out"], cwd=tmp_path).returncode == 0
+    config = tmp_path / "out" / "cog.yaml"
+    vader = importlib.metadata.version("vaderSentiment")
+    pinned = f'  python_packages:\n    - "vaderSentiment=={vader}"\n'
+    assert pinned in config.read_text()
+    config.write_text(config.read_text().replace(pinned, ""))
+    done = run_cli(["export", "predict.py:Predictor", "out", "--check"], cwd=tmp_path)
+    assert done.returncode == 1
+    assert done.stderr.startswith("nbcog: coglet's setup did not succeed (SETUP_FAILED):\n")
+    assert "No module named 'vaderSentiment'" in done.stderr

@@ -162,6 +162,11 @@ def check(
             _coglet(venv, directory, config, Path(scratch) / "coglet.log") as coglet_url,
             serve_in_thread(predictor, train=train, ready_timeout=READY_TIMEOUT) as ours,
         ):
+            if ours.health.value != "READY":
+                msg = (
+                    f"nbcog could not set up the original ({ours.health.value}): {_logs(ours.url)}"
+                )
+                raise CheckFailed(msg)
             report.coglet_version = _wait_ready(coglet_url, Path(scratch) / "coglet.log")
             report.timings["servers ready"] = time.monotonic() - phase
             phase = time.monotonic()
@@ -294,6 +299,13 @@ def _tail(log: Path) -> str:
     return "\n  ".join(_clip(line) for line in log.read_text(errors="replace").splitlines()[-12:])
 
 
+def _logs(url: str) -> str:
+    """The setup logs a server's health-check reports (the error is their last line)."""
+    body = requests.get(url + "/health-check", timeout=REQUEST_TIMEOUT).json()
+    logs = str((body.get("setup") or {}).get("logs", "")).strip().splitlines()
+    return "\n  ".join(_clip(line) for line in logs[-8:])
+
+
 def _wait_ready(url: str, log: Path) -> str:
     """Poll coglet's health-check until READY; returns coglet's version."""
     deadline = time.monotonic() + READY_TIMEOUT
@@ -305,8 +317,9 @@ def _wait_ready(url: str, log: Path) -> str:
         if body.get("status") == "READY":
             return str(body.get("version", {}).get("coglet", ""))
         if body.get("status") == "SETUP_FAILED" or time.monotonic() > deadline:
-            logs = (body.get("setup") or {}).get("logs", "")
-            msg = f"coglet's setup did not succeed ({body.get('status')}): {logs or _tail(log)}"
+            logs = str((body.get("setup") or {}).get("logs", "")).strip().splitlines()
+            shown = "\n  ".join(_clip(line) for line in logs[-8:]) or _tail(log)
+            msg = f"coglet's setup did not succeed ({body.get('status')}):\n  {shown}"
             raise CheckFailed(msg)
         time.sleep(0.05)
 
