@@ -7,7 +7,8 @@ kernel passes its namespace and cell sources in.
 * ``packages``: the distributions that module imports, pinned; local modules; the GPU rule.
 * ``project``: the files (predictor, ``cog.yaml``, ``.cog/openapi_schema.json``, README), and
   writing them into DIR with the ``--force`` rules.
-* ``check``: coglet in a fresh virtualenv next to nbcog, the same requests, a diff table.
+* ``check``: coglet in a fresh virtualenv next to nbcog; ``build``: the project staged and its
+  schema made from its code, as ``cog build`` does; ``compare``: the requests, the diff table.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbcog.export.check import CheckFailed, Report, check
-from nbcog.export.project import SCHEMA_PATH, Plan, plan_notebook, plan_reference, write
+from nbcog.export.build import SCHEMA_PATH
+from nbcog.export.check import CheckFailed, check
+from nbcog.export.compare import Report
+from nbcog.export.project import Plan, plan_notebook, plan_reference, write
 from nbcog.export.source import Cell, ExportError
 
 __all__ = [

@@ -2,8 +2,9 @@
 
 The container is approximated without Docker: a fresh virtualenv holding only ``cog.yaml``'s
 ``python_packages`` and the ``cog`` SDK (pip's cache may be used), and coglet started from it
-in DIR the way Cog's image starts it (``COG_PREDICT_TYPE_STUB``, ``COG_MAX_CONCURRENCY``,
-``.cog/openapi_schema.json``). nbcog serves the original predictor (the notebook's object or
+in a staged copy of DIR the way Cog's image starts it (``COG_PREDICT_TYPE_STUB``,
+``COG_MAX_CONCURRENCY``, and ``.cog/openapi_schema.json`` made from the copy's code, see
+``build``). nbcog serves the original predictor (the notebook's object or
 the original file) from a loop thread. Both get the same requests: ``GET /openapi.json`` (up to
 ``info.version``), a prediction with the given inputs (or the schema's defaults), an SSE stream
 when the predictor is ``@streaming``, and an invalid input (a 422). Any difference fails.
@@ -23,107 +24,22 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import requests
 import yaml
 
+from nbcog.export.build import SCHEMA_PATH, SchemaJob, stage
+from nbcog.export.compare import REQUEST_TIMEOUT, Answer, Report, Row, compare
 from nbcog.testing import serve_in_thread
 
 READY_TIMEOUT = 180.0
-REQUEST_TIMEOUT = 120.0
 _BANNER = re.compile(r"Starting coglet server on 127\.0\.0\.1:(\d+)")
 
 
 class CheckFailed(Exception):
     """The export does not behave like the original, or could not be served; says why."""
-
-
-@dataclass
-class Answer:
-    """One server's answer to one request, reduced to what must be equal."""
-
-    summary: str
-    body: Any
-
-
-@dataclass
-class Row:
-    """One compared request."""
-
-    request: str
-    nbcog: Answer
-    coglet: Answer
-
-    @property
-    def same(self) -> bool:
-        return bool(self.nbcog.body == self.coglet.body)
-
-
-@dataclass
-class Report:
-    """The rows, the time each phase took, and the table to print."""
-
-    directory: Path
-    packages: list[str]
-    rows: list[Row] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
-    coglet_version: str = ""
-
-    @property
-    def ok(self) -> bool:
-        return all(row.same for row in self.rows)
-
-    def table(self) -> str:
-        """The comparison table, the differences under it, and how long it took."""
-        width = max(len(row.request) for row in self.rows)
-        short = [(r, r.nbcog.summary[:26], r.coglet.summary[:26]) for r in self.rows]
-        lines = [
-            f"nbcog --check: {self.directory} served by coglet {self.coglet_version} from a fresh"
-            f" virtualenv ({', '.join(self.packages)}), next to nbcog serving the original",
-            f"  {'request':<{width}}  {'nbcog':<26}  {'coglet':<26}  same",
-        ]
-        for row, ours, theirs in short:
-            lines.append(
-                f"  {row.request:<{width}}  {ours:<26}  {theirs:<26}  {'yes' if row.same else 'NO'}"
-            )
-        for row in self.rows:
-            if not row.same:
-                lines.append(f"{row.request} differs:")
-                lines += [f"  {line}" for line in differences(row.nbcog.body, row.coglet.body)]
-        total = sum(self.timings.values())
-        phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in self.timings.items())
-        verdict = "same answers" if self.ok else "DIFFERENT answers"
-        lines.append(f"{verdict}; checked in {total:.1f} s ({phases})")
-        return "\n".join(lines)
-
-
-def differences(ours: Any, theirs: Any, path: str = "", limit: int = 8) -> list[str]:
-    """Where two JSON values differ, one line per differing leaf (at most ``limit``)."""
-    found: list[str] = []
-
-    def walk(a: Any, b: Any, where: str) -> None:
-        if len(found) >= limit or a == b:
-            return
-        if isinstance(a, dict) and isinstance(b, dict):
-            for key in sorted(set(a) | set(b), key=str):
-                walk(a.get(key, "<missing>"), b.get(key, "<missing>"), f"{where}.{key}")
-            return
-        if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-            for i, (x, y) in enumerate(zip(a, b, strict=True)):
-                walk(x, y, f"{where}[{i}]")
-            return
-        found.append(f"{where.lstrip('.') or 'body'}: nbcog {_short(a)} | coglet {_short(b)}")
-
-    walk(ours, theirs, path)
-    return found
-
-
-def _short(value: Any) -> str:
-    text = json.dumps(value) if not isinstance(value, str) or value != "<missing>" else value
-    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def check(
@@ -151,28 +67,51 @@ def check(
     report = Report(directory, packages)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="nbcog-check-") as scratch:
-        venv = Path(scratch) / "venv"
-        say(f"nbcog: installing {', '.join(packages)} into a fresh virtualenv")
-        _make_venv(venv, packages)
+        project, venv, log = Path(scratch) / "src", Path(scratch) / "venv", Path(scratch) / "log"
+        stage(directory, project)
+        job = SchemaJob(project, config["predict"], config["train"])
+        try:
+            say(f"nbcog: installing {', '.join(packages)} into a fresh virtualenv")
+            _make_venv(venv, packages)
+            report.rows.append(_schema_row(project, job))
+        finally:
+            job.stop()
         report.timings["venv and pip"] = time.monotonic() - started
         phase = time.monotonic()
         say("nbcog: starting coglet (from the virtualenv) and nbcog (the original)")
         with (
             _quiet_access_log(),
-            _coglet(venv, directory, config, Path(scratch) / "coglet.log") as coglet_url,
+            _coglet(venv, project, config, log) as coglet_url,
             serve_in_thread(predictor, train=train, ready_timeout=READY_TIMEOUT) as ours,
         ):
             if ours.health.value != "READY":
-                msg = (
-                    f"nbcog could not set up the original ({ours.health.value}): {_logs(ours.url)}"
-                )
+                health = ours.health.value
+                msg = f"nbcog could not set up the original ({health}): {_logs(ours.url)}"
                 raise CheckFailed(msg)
-            report.coglet_version = _wait_ready(coglet_url, Path(scratch) / "coglet.log")
+            report.coglet_version = _wait_ready(coglet_url, log)
             report.timings["servers ready"] = time.monotonic() - phase
             phase = time.monotonic()
-            report.rows = _compare(ours.url, coglet_url, inputs)
+            report.rows += compare(ours.url, coglet_url, inputs)
             report.timings["requests"] = time.monotonic() - phase
     return report
+
+
+def _schema_row(project: Path, job: SchemaJob) -> Row:
+    """The exported schema file against the one made from the project's code, as cog build
+    would; coglet is given the latter."""
+    built, printed = job.result()
+    if built is None:
+        msg = f"cannot make the schema from the project's code, as cog build would: {printed}"
+        raise CheckFailed(msg)
+    path = project / SCHEMA_PATH
+    exported = json.loads(path.read_text())
+    path.unlink()  # a new file: never through a link into DIR
+    path.write_text(built)
+    return Row(
+        "schema: exported vs code",
+        Answer("exported file", exported),
+        Answer("made from DIR's code", json.loads(built)),
+    )
 
 
 @contextlib.contextmanager
@@ -213,6 +152,7 @@ def _read_config(directory: Path) -> dict[str, Any]:
     return {
         "packages": [str(p) for p in build.get("python_packages") or []],
         "predict": raw["predict"],
+        "train": raw["train"] if isinstance(raw.get("train"), str) else None,
         "concurrency": int(concurrency) if concurrency else None,
         "required": [str(name) for name in required],
     }
@@ -322,111 +262,3 @@ def _wait_ready(url: str, log: Path) -> str:
             msg = f"coglet's setup did not succeed ({body.get('status')}):\n  {shown}"
             raise CheckFailed(msg)
         time.sleep(0.05)
-
-
-def _compare(ours: str, theirs: str, inputs: dict[str, Any] | None) -> list[Row]:
-    urls = {"nbcog": ours, "coglet": theirs}
-    documents = {name: _get_json(url + "/openapi.json") for name, url in urls.items()}
-    rows = [_row("GET /openapi.json", documents, _openapi_answer)]
-    document = documents["nbcog"][1]
-    payload = {"input": inputs if inputs is not None else {}}
-    label = "POST /predictions (-i inputs)" if inputs else "POST /predictions (defaults)"
-    answers = {n: _post(u, {"id": "nbcog-check-json", **payload}) for n, u in urls.items()}
-    rows.append(_row(label, answers, _prediction_answer))
-    if document.get("paths", {}).get("/predictions", {}).get("post", {}).get("x-cog-streaming"):
-        sse = {"id": "nbcog-check-sse", **payload}
-        streams = {n: _post(u, sse, stream=True) for n, u in urls.items()}
-        rows.append(_row("POST /predictions (SSE)", streams, _stream_answer))
-    invalid = {"id": "nbcog-check-422", "input": invalid_input(document)}
-    rejected = {n: _post(u, invalid) for n, u in urls.items()}
-    rows.append(_row("POST /predictions (invalid)", rejected, _plain_answer))
-    return rows
-
-
-def _get_json(url: str) -> tuple[int, Any]:
-    response = requests.get(url, timeout=REQUEST_TIMEOUT)
-    return response.status_code, _json_or_text(response)
-
-
-def _post(url: str, body: dict[str, Any], *, stream: bool = False) -> tuple[int, Any]:
-    """POST a prediction; coglet's spurious 409 right after a sync answer is retried."""
-    headers = {"Accept": "text/event-stream"} if stream else {}
-    deadline = time.monotonic() + REQUEST_TIMEOUT
-    while True:
-        response = requests.post(
-            url + "/predictions", json=body, headers=headers, timeout=REQUEST_TIMEOUT
-        )
-        if response.status_code != 409 or time.monotonic() > deadline:
-            break
-        time.sleep(0.02)
-    if stream and response.headers.get("Content-Type", "").startswith("text/event-stream"):
-        return response.status_code, sse_events(response.text)
-    return response.status_code, _json_or_text(response)
-
-
-def _json_or_text(response: requests.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return response.text
-
-
-def sse_events(text: str) -> list[dict[str, Any]]:
-    """``{event, data}`` of each event of a whole SSE body (comments and ``id:`` left out)."""
-    events: list[dict[str, Any]] = []
-    for block in text.replace("\r\n", "\n").split("\n\n"):
-        name, data = "message", []
-        for line in block.splitlines():
-            if line.startswith("event:"):
-                name = line.partition(":")[2].strip()
-            elif line.startswith("data:"):
-                data.append(line.partition(":")[2].removeprefix(" "))
-        if data:
-            events.append({"event": name, "data": _without_timing(json.loads("\n".join(data)))})
-    return events
-
-
-def _without_timing(body: Any) -> Any:
-    """A prediction body without ``metrics.predict_time``, the one field that differs by nature."""
-    if isinstance(body, dict) and isinstance(body.get("metrics"), dict):
-        metrics = {k: v for k, v in body["metrics"].items() if k != "predict_time"}
-        return {**body, "metrics": metrics}
-    return body
-
-
-def _row(request: str, answers: dict[str, tuple[int, Any]], reduce: Callable[..., Answer]) -> Row:
-    return Row(request, reduce(*answers["nbcog"]), reduce(*answers["coglet"]))
-
-
-def _openapi_answer(status: int, body: Any) -> Answer:
-    if isinstance(body, dict) and isinstance(body.get("info"), dict):
-        body = {**body, "info": {k: v for k, v in body["info"].items() if k != "version"}}
-    return Answer(str(status), {"status": status, "document": body})
-
-
-def _prediction_answer(status: int, body: Any) -> Answer:
-    state = body.get("status", "") if isinstance(body, dict) else ""
-    return Answer(f"{status} {state}".strip(), {"status": status, "body": _without_timing(body)})
-
-
-def _stream_answer(status: int, body: Any) -> Answer:
-    if isinstance(body, list):
-        last = body[-1]["data"] if body else {}
-        state = last.get("status", "") if isinstance(last, dict) else ""
-        return Answer(f"{status}, {len(body)} events, {state}", {"status": status, "events": body})
-    return Answer(f"{status} (not SSE)", {"status": status, "body": body})
-
-
-def _plain_answer(status: int, body: Any) -> Answer:
-    return Answer(str(status), {"status": status, "body": body})
-
-
-def invalid_input(document: dict[str, Any]) -> Any:
-    """An input every server must reject with a 422: a wrongly typed value for a typed field."""
-    schemas = document.get("components", {}).get("schemas", {})
-    properties = schemas.get("Input", {}).get("properties", {})
-    wrong = {"string": 12345, "integer": "not a number", "number": "not a number"}
-    for name, schema in properties.items():
-        if schema.get("type") in wrong and not schema.get("nullable"):
-            return {name: wrong[schema["type"]]}
-    return ["not", "an", "object"]

@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nbcog.core.jsonenc import dumps
+from nbcog.export.build import SCHEMA_PATH
 from nbcog.export.packages import Requirement, imported_modules, local_module_path, requirements
 from nbcog.export.source import Cell, ExportError, collect_module
 from nbcog.runner.cog_adapter import HandlerInfo
 from nbcog.runner.runtime import Runtime
-
-SCHEMA_PATH = ".cog/openapi_schema.json"
 
 
 @dataclass
