@@ -197,11 +197,14 @@ def test_check_fails_on_an_edited_predictor_with_a_readable_diff(tmp_path):
     assert run_cli(["export", "predict.py:Predictor", "../out"], cwd=folder).returncode == 0
     edited = tmp_path / "out" / "predict.py"
     edited.write_text(edited.read_text().replace('yield f"{pixel} "', 'yield f"{pixel}!"'))
+    before = {p: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()}
     done = run_cli(["export", "predict.py:Predictor", "../out", "--check"], cwd=folder)
+    assert {p: p.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()} == before
     assert done.returncode == 1
     assert "nbcog: checking the project already in ../out" in done.stdout
     lines = done.stdout.splitlines()
     assert next(r for r in lines if r.strip().startswith("GET /openapi.json")).endswith("yes")
+    assert next(r for r in lines if r.strip().startswith("schema: exported")).endswith("yes")
     assert next(r for r in lines if "(defaults)" in r and "200" in r).endswith("NO")
     assert "POST /predictions (defaults) differs:" in lines
     assert '  body.output[0]: nbcog "(0, 255, 255) " | coglet "(0, 255, 255)!"' in lines
@@ -298,3 +301,22 @@ def test_check_fails_when_cog_yaml_lacks_a_package(tmp_path):
     assert done.returncode == 1
     assert done.stderr.startswith("nbcog: coglet's setup did not succeed (SETUP_FAILED):\n")
     assert "No module named 'vaderSentiment'" in done.stderr
+
+
+@pytest.mark.slow
+def test_check_makes_the_schema_from_the_code_as_cog_build_does(tmp_path):
+    """A default changed by hand in the exported predict.py (the schema file left as it was):
+    coglet gets the schema made from the code, so the stale file and the new default show."""
+    folder = project_with(tmp_path, STREAMING_PREDICTOR)
+    assert run_cli(["export", "predict.py:Predictor", "../out"], cwd=folder).returncode == 0
+    edited = tmp_path / "out" / "predict.py"
+    edited.write_text(edited.read_text().replace("size: int = 3", "size: int = 2"))
+    done = run_cli(["export", "predict.py:Predictor", "../out", "--check"], cwd=folder)
+    assert done.returncode == 1
+    lines = done.stdout.splitlines()
+    assert next(r for r in lines if r.strip().startswith("schema: exported")).endswith("NO")
+    assert "  components.schemas.Input.properties.size.default: nbcog 3 | coglet 2" in lines
+    assert (
+        "  document.components.schemas.Input.properties.size.default: nbcog 3 | coglet 2" in lines
+    )
+    assert next(r for r in lines if "(defaults)" in r and "200" in r).endswith("NO")
