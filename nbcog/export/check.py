@@ -195,7 +195,7 @@ def _coglet(venv: Path, directory: Path, config: dict[str, Any], log: Path) -> I
         VIRTUAL_ENV=str(venv),
         PORT="0",
         COG_PREDICT_TYPE_STUB=config["predict"],
-        PYTHONDONTWRITEBYTECODE="1",  # nothing written into DIR
+        PYTHONDONTWRITEBYTECODE="1",  # the staged copy stays as it was made
     )
     if config["concurrency"]:
         env["COG_MAX_CONCURRENCY"] = str(config["concurrency"])
