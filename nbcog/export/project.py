@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import json
+import shlex
 import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from nbcog.core.jsonenc import dumps
 from nbcog.export.build import SCHEMA_PATH
@@ -173,8 +176,9 @@ def _finish(
         unpinned=unpinned,
     )
     files["cog.yaml"] = cog_yaml(plan)
-    files[SCHEMA_PATH] = dumps(runtime.openapi()) + "\n"  # as `nbcog schema` prints it
-    files["README.md"] = readme(plan)
+    document = runtime.openapi()
+    files[SCHEMA_PATH] = dumps(document) + "\n"  # as `nbcog schema` prints it
+    files["README.md"] = readme(plan, example_input(document))
     return plan
 
 
@@ -220,15 +224,43 @@ def cog_yaml(plan: Plan) -> str:
     return "\n".join(lines) + "\n"
 
 
-def readme(plan: Plan) -> str:
-    """The next commands, for whoever opens DIR."""
-    port_line = "docker run -p 5000:5000 my-model"
-    stream = (
-        "curl -N -X POST localhost:5000/predictions -H 'Content-Type: application/json' "
-        "-H 'Accept: text/event-stream' -d '{\"input\": {}}'\n"
-        if plan.streaming
-        else ""
+_PLACEHOLDERS: dict[str, Any] = {"string": "...", "integer": 1, "number": 1.0, "boolean": True}
+
+
+def example_input(document: Mapping[str, Any]) -> dict[str, Any]:
+    """Placeholder values for the required inputs (files as a URL), for the README's lines."""
+    schema = document["components"]["schemas"]["Input"]
+    example: dict[str, Any] = {}
+    for name in schema.get("required", []):
+        prop = schema["properties"].get(name, {})
+        if prop.get("format") == "uri":
+            example[name] = "https://example.com/input"
+        else:
+            example[name] = _PLACEHOLDERS.get(prop.get("type", "string"), "...")
+    return example
+
+
+def readme(plan: Plan, example: Mapping[str, Any]) -> str:
+    """The next commands, for whoever opens DIR, with ``example`` as the inputs."""
+    body = shlex.quote(json.dumps({"input": example}))
+    local = {k: "@input.png" if v == "https://example.com/input" else v for k, v in example.items()}
+    flags = "".join(f" -i {shlex.quote(f'{k}={v}')}" for k, v in local.items())
+    post = (
+        f"curl -s -X POST localhost:5000/predictions -H 'Content-Type: application/json' -d {body}"
     )
+    commands = [
+        (f"cog predict{flags}", "one prediction in the container (@path: a local file)"),
+        ("cog build -t my-model", "the image"),
+        ("docker run -p 5000:5000 my-model", "serve it on port 5000"),
+        ("curl -s localhost:5000/health-check", "READY once setup() has run: the readiness probe"),
+        (post, ""),
+    ]
+    if plan.streaming:
+        sse = post.replace("curl -s", "curl -sN", 1) + " -H 'Accept: text/event-stream'"
+        commands.append((sse, ""))
+    commands.append(("cog push r8.im/<you>/<model>", "deploy to Replicate"))
+    width = max(len(command) for command, comment in commands if comment)
+    lines = [f"{c:<{width}}  # {why}" if why else c for c, why in commands]
     return (
         "# A Cog model exported from a notebook\n\n"
         f"`{plan.predict.partition(':')[0]}` holds the predictor, `cog.yaml` says how to build it"
@@ -236,16 +268,7 @@ def readme(plan: Plan) -> str:
         " nbcog's `%cog export` (or `python -m nbcog export`); `--check` serves it with coglet"
         " next to nbcog and compares the answers.\n\n"
         "With Docker and the [Cog CLI](https://github.com/replicate/cog):\n\n"
-        "```bash\n"
-        "cog predict -i key=value             # one prediction in the container\n"
-        "cog build -t my-model                # the image\n"
-        f"{port_line}    # serve it on port 5000\n"
-        "curl -s localhost:5000/health-check  # READY once setup() has run: the readiness probe\n"
-        "curl -s -X POST localhost:5000/predictions -H 'Content-Type: application/json' "
-        "-d '{\"input\": {}}'\n"
-        f"{stream}"
-        "cog push r8.im/<you>/<model>         # deploy to Replicate\n"
-        "```\n"
+        "```bash\n" + "\n".join(lines) + "\n```\n"
     )
 
 
