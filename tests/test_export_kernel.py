@@ -224,3 +224,29 @@ def test_check_from_the_notebook_matches_coglet(kernel, tmp_path):  # noqa: F811
         row = next(r for r in checked.splitlines() if r.strip().startswith(line))
         assert row.endswith("yes"), checked
     assert "same answers; checked in " in checked
+
+
+def test_modules_from_the_notebooks_folder_are_copied(kernel, tmp_path):  # noqa: F811
+    """A module imported from the notebook's folder goes into DIR as a file (and is not pinned);
+    an instance being served exports its class; the README names the required inputs."""
+    (tmp_path / "textutils.py").write_text("def shout(text):\n    return text.upper() + '!'\n")
+    kernel.ok("from textutils import shout\nfrom cog import BaseRunner")
+    kernel.ok(
+        """
+        class Loud(BaseRunner):
+            def run(self, text: str) -> str:
+                return shout(text)
+
+        loud = Loud()
+        """
+    )
+    kernel.ok("%cog serve loud --port 0")
+    printed = kernel.ok("%cog export project").text
+    assert "exported predict.py:Loud to project: predict.py, textutils.py, cog.yaml" in printed
+    project = tmp_path / "project"
+    assert (project / "textutils.py").read_text() == (tmp_path / "textutils.py").read_text()
+    assert "from textutils import shout\n" in (project / "predict.py").read_text()
+    assert "python_packages" not in (project / "cog.yaml").read_text()
+    readme = (project / "README.md").read_text()
+    assert "\ncog predict -i text=... " in readme
+    assert """-d '{"input": {"text": "..."}}'\n""" in readme
