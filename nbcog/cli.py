@@ -83,7 +83,14 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--train", help="train.py:train, also in cog.yaml")
     export.add_argument("--force", action="store_true", help="replace the exported files")
     export.add_argument("--check", action="store_true", help="serve it with coglet and compare")
-    export.add_argument("-i", "--input", action="append", default=[], metavar="key=value")
+    export.add_argument(
+        "-i",
+        "--input",
+        action="append",
+        default=[],
+        metavar="key=value",
+        help="an input of --check's prediction (repeat; @path for files); default: the defaults",
+    )
     return parser
 
 

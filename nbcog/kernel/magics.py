@@ -213,7 +213,14 @@ class CogMagics(Magics):
     @argument("--train", default=None, help="a training handler of the notebook, or file.py:Name")
     @argument("--force", action="store_true", help="replace the exported files in DIR")
     @argument("--check", action="store_true", help="serve DIR with coglet and compare answers")
-    @argument("-i", "--input", action="append", default=[], metavar="key=value")
+    @argument(
+        "-i",
+        "--input",
+        action="append",
+        default=[],
+        metavar="key=value",
+        help="an input of --check's prediction (repeat; @path for files); default: the defaults",
+    )
     def _export(self, args: Any) -> None:
         """Write a Cog project for cog build; --check compares coglet's answers with nbcog's."""
         from nbcog.kernel.exporting import export_magic
