@@ -13,6 +13,7 @@ do, before anything is written.
 """
 
 from __future__ import annotations
+import __future__
 
 import ast
 import builtins
@@ -114,6 +115,9 @@ def collect_module(
         previous_constant = constant
     plural = len(roots) > 1
     header = HEADER.format(roots=" and ".join(roots), uses="they use" if plural else "it uses")
+    if namespace.get("annotations") is __future__.annotations:
+        # IPython keeps a cell's __future__ import for later cells: the code was compiled so.
+        imports.insert(0, "from __future__ import annotations\n")
     top = "\n".join(imports) + "\n\n\n" if imports else "\n"
     return header + top + body + "\n"
 
