@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from kernelkit import ROOT, kernel  # noqa: F401 - the fixture
+from kernelkit import ECHO, ROOT, kernel  # noqa: F401 - the fixture
 
 IMPORTS = """
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
@@ -228,7 +228,8 @@ def test_check_from_the_notebook_matches_coglet(kernel, tmp_path):  # noqa: F811
 
 def test_modules_from_the_notebooks_folder_are_copied(kernel, tmp_path):  # noqa: F811
     """A module imported from the notebook's folder goes into DIR as a file (and is not pinned);
-    an instance being served exports its class; the README names the required inputs."""
+    an instance being served exports its class; the README names the required inputs; a class
+    imported from a file of the notebook's folder exports that file."""
     (tmp_path / "textutils.py").write_text("def shout(text):\n    return text.upper() + '!'\n")
     kernel.ok("from textutils import shout\nfrom cog import BaseRunner")
     kernel.ok(
@@ -250,3 +251,11 @@ def test_modules_from_the_notebooks_folder_are_copied(kernel, tmp_path):  # noqa
     readme = (project / "README.md").read_text()
     assert "\ncog predict -i text=... " in readme
     assert """-d '{"input": {"text": "..."}}'\n""" in readme
+
+    kernel.ok("%%writefile predict.py\n" + ECHO)
+    kernel.ok("from predict import Predictor")
+    printed = kernel.ok("%cog export from-file Predictor").text
+    assert "exported predict.py:Predictor to from-file: predict.py, cog.yaml" in printed
+    assert (tmp_path / "from-file" / "predict.py").read_text() == (
+        tmp_path / "predict.py"
+    ).read_text()

@@ -8,6 +8,7 @@ IPython compiles every cell under a file name of its own and keeps the code in `
 from __future__ import annotations
 
 import linecache
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,21 @@ def default_name() -> str:
     return handles[-1].label if handles else "Predictor"
 
 
+def local_file_ref(value: object, folder: Path) -> str | None:
+    """``file.py:Name`` when ``value`` is a class or function of a module file under ``folder``
+    (``%%writefile predict.py`` then ``from predict import Predictor``)."""
+    module = sys.modules.get(getattr(value, "__module__", None) or "")
+    file = getattr(module, "__file__", None)
+    name = getattr(value, "__name__", None)
+    if module is None or module.__name__ == "__main__" or not file or not name:
+        return None
+    path = Path(file).resolve()
+    inside = folder.resolve() in path.parents and "site-packages" not in path.parts
+    if not inside or getattr(module, name, None) is not value:
+        return None
+    return f"{path.relative_to(folder.resolve()).as_posix()}:{name}"
+
+
 def export_magic(shell: InteractiveShell, args: Any, resolve: Any) -> None:
     """Run ``%cog export`` with parsed ``args``; ``resolve`` looks a NAME up as ``%cog serve``."""
     if args.input and not args.check:
@@ -55,6 +71,9 @@ def export_magic(shell: InteractiveShell, args: Any, resolve: Any) -> None:
     original = resolve(name)
     train = resolve(args.train) if args.train else None
     cwd = Path.cwd()
+    local = None if is_ref else local_file_ref(original, cwd)
+    if local is not None:  # imported from a file next to the notebook: export that file
+        name, is_ref = local, True
 
     def export() -> Any:
         if is_ref:
