@@ -37,13 +37,14 @@ from nbcog.runner.pipe import EventPipe
 from nbcog.runner.runtime import Runtime, SetupFailed
 from nbcog.runner.versions import versions
 from nbcog.runner.webhooks import WebhookSender, WebhookTracker
-from nbcog.runner.worker import Finished, Job, Runner
+from nbcog.runner.worker import Finished, Job, Runner, describe_exception
 
 log = logging.getLogger("nbcog")
 
 SECRET_MASK = "**********"  # noqa: S105 - the mask shown instead of a secret
 RECENT_LIMIT = 100
-RECENT_CHUNK_BUDGET = 1_000_000
+DEFAULT_RECENT_BYTES = 64 * 1024 * 1024
+"""Default memory budget of the finished predictions kept for status displays."""
 
 
 class Loop(Protocol):
@@ -99,7 +100,7 @@ class InFlight:
     mode: Mode
     pipe: EventPipe[Event | Finished]
     tracker: WebhookTracker | None = None
-    http_streams: int = 0
+    http_streams: set[Subscription] = field(default_factory=set)
     finished: Finished | None = None
     completed: Event | None = None
     done_callbacks: list[Callable[[InFlight], None]] = field(default_factory=list)
@@ -152,6 +153,8 @@ class PredictionService:
         webhooks: the webhook sender shared by all predictions.
         upload_url: where file outputs are PUT (``--upload-url``); None gives data URLs.
         history_capacity: events kept per prediction for late SSE subscribers.
+        recent_bytes: memory budget (``Prediction.retained_bytes``) of the finished
+            predictions kept in ``recent``, besides the ``RECENT_LIMIT`` count.
     """
 
     def __init__(
@@ -162,6 +165,7 @@ class PredictionService:
         webhooks: WebhookSender,
         upload_url: str | None = None,
         history_capacity: int | None = None,
+        recent_bytes: int = DEFAULT_RECENT_BYTES,
     ) -> None:
         self.runtime = runtime
         self._loop = loop
@@ -175,7 +179,10 @@ class PredictionService:
         self.setup_completed_at: str | None = None
         self.openapi: dict[str, Any] | None = None
         self._inflight: dict[str, InFlight] = {}
-        self.recent: deque[Prediction] = deque(maxlen=RECENT_LIMIT)
+        self.recent: deque[Prediction] = deque()
+        self.recent_bytes = recent_bytes
+        self._recent_sizes: deque[int] = deque()  # retained_bytes of each, same order
+        self._recent_total = 0
         self._busy = 0
         self._input_schemas: dict[bool, dict[str, Any]] = {}
         self._last_id = 0
@@ -440,10 +447,26 @@ class PredictionService:
     # -- events from the runner (loop thread) ------------------------------------------
 
     def _deliver_to(self, ref: weakref.ref[InFlight], batch: list[Event | Finished]) -> None:
-        """The pipe's callback: it holds its entry weakly (see ``_start``)."""
+        """The pipe's callback: it holds its entry weakly (see ``_start``).
+
+        An error while applying or publishing (a bug, or a value that cannot be encoded)
+        ends the prediction ``failed`` here, so its slot and its waiters are never left
+        hanging; the rest of the batch is dropped.
+        """
         entry = ref()
-        if entry is not None:  # else finished and forgotten: ignored, like any late event
+        if entry is None:  # finished and forgotten: ignored, like any late event
+            return
+        try:
             self._deliver(entry, batch)
+        except Exception as exc:
+            log.exception("nbcog could not deliver events of %s", entry.prediction.id)
+            Runner.cancel(entry.job)  # stop the predictor: nothing it produces can be sent
+            if self._inflight.get(entry.prediction.id) is entry:
+                self._inflight.pop(entry.prediction.id)
+                self._busy -= 1
+            if not entry.prediction.is_terminal:
+                error = f"Prediction failed: internal error: {describe_exception(exc)}"
+                self._finish(entry, Finished(Status.FAILED, error))
 
     def _deliver(self, entry: InFlight, batch: list[Event | Finished]) -> None:
         # The hot loop of a fast stream. Nothing in it can end the prediction (only _finish
@@ -493,33 +516,56 @@ class PredictionService:
         self._notify("finished", entry)
 
     def _remember(self, prediction: Prediction) -> None:
-        """Keep finished predictions for status displays, within a budget of output chunks.
+        """Keep finished predictions for status displays: the newest ``RECENT_LIMIT`` that
+        fit in ``recent_bytes`` together, oldest evicted first.
 
-        Without the budget, the last ``RECENT_LIMIT`` predictions of a million tokens each would
-        pin every token in memory; the newest one is always kept.
+        Without the byte budget, the last 100 predictions of a 50 MiB echo each would pin
+        10 GB in a kernel that holds the user's model too. A prediction bigger than the whole
+        budget is not kept at all. Nothing else depends on ``recent``: a finished id is
+        unknown to GET, PUT and cancel whether or not it is still listed here (coglet's rule).
         """
+        size = prediction.retained_bytes()
         self.recent.appendleft(prediction)
-        kept = 0
-        for index, each in enumerate(self.recent):
-            kept += len(each.chunks)
-            if kept > RECENT_CHUNK_BUDGET and index > 0:
-                while len(self.recent) > index:
-                    self.recent.pop()
-                break
+        self._recent_sizes.appendleft(size)
+        self._recent_total += size
+        while self.recent and (
+            self._recent_total > self.recent_bytes or len(self.recent) > RECENT_LIMIT
+        ):
+            self.recent.pop()
+            self._recent_total -= self._recent_sizes.pop()
 
     # -- subscribers and cancel --------------------------------------------------------
 
     def subscribe_http(self, entry: InFlight, wake: Callable[[], None]) -> Subscription:
-        """An HTTP SSE subscriber: it counts for cancel-on-disconnect (spec §11.4)."""
-        subscription = entry.broadcaster.subscribe(wake)
-        entry.http_streams += 1
+        """An HTTP SSE subscriber: it counts for cancel-on-disconnect (spec §11.4).
+
+        A subscriber stops counting when it leaves *or* the moment it lags (its stream can
+        only end with the lag error then, however long its client takes to read up to it):
+        a creator that never reads cancels its prediction at once instead of holding the
+        slot until the predictor is done.
+        """
+        subscribed: list[Subscription] = []
+
+        def on_wake() -> None:
+            wake()
+            if subscribed and subscribed[0].lagged:
+                self._stream_left(entry, subscribed[0])
+
+        subscription = entry.broadcaster.subscribe(on_wake)
+        subscribed.append(subscription)
+        entry.http_streams.add(subscription)
         return subscription
 
     def unsubscribe_http(self, entry: InFlight, subscription: Subscription) -> None:
         """An HTTP SSE subscriber left; the last one leaving cancels a stream-owned prediction."""
         subscription.close()
-        entry.http_streams -= 1
-        if entry.http_streams <= 0 and entry.mode is Mode.SSE and not entry.prediction.is_terminal:
+        self._stream_left(entry, subscription)
+
+    def _stream_left(self, entry: InFlight, subscription: Subscription) -> None:
+        if subscription not in entry.http_streams:
+            return
+        entry.http_streams.discard(subscription)
+        if not entry.http_streams and entry.mode is Mode.SSE and not entry.prediction.is_terminal:
             self.cancel(entry.prediction.id)
 
     def cancel(self, prediction_id: str) -> bool:

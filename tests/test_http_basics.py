@@ -280,14 +280,18 @@ class Predictor(BaseRunner):
 """
 
 
-def test_recent_predictions_keep_a_bounded_number_of_chunks(serve_source, monkeypatch):
-    """Finished predictions kept for status views stay within the chunk budget (newest kept)."""
-    import nbcog.service
+def test_recent_predictions_stay_within_their_byte_budget_oldest_evicted_first(serve_source):
+    """Finished predictions kept for status views fit ``recent_bytes``; the oldest go first."""
+    with serve_source(TOKENS, recent_bytes=20_000) as s:
 
-    monkeypatch.setattr(nbcog.service, "RECENT_CHUNK_BUDGET", 10)
-    with serve_source(TOKENS) as s:
-        for n in (4, 4, 4):
+        def kept() -> list[int]:
+            return s.call(lambda: [len(p.chunks) for p in s.server.service.recent])
+
+        for n in (100, 101, 102):  # about 6 kB each (a str object per chunk)
             assert requests.post(s.url + "/predictions", json={"input": {"n": n}}, timeout=10).ok
-        assert s.call(lambda: [len(p.chunks) for p in s.server.service.recent]) == [4, 4]
-        assert requests.post(s.url + "/predictions", json={"input": {"n": 50}}, timeout=10).ok
-        assert s.call(lambda: [len(p.chunks) for p in s.server.service.recent]) == [50]
+        assert kept() == [102, 101, 100]
+        assert requests.post(s.url + "/predictions", json={"input": {"n": 150}}, timeout=10).ok
+        assert kept() == [150, 102]
+        assert s.call(lambda: s.server.service._recent_total) <= 20_000
+        assert requests.post(s.url + "/predictions", json={"input": {"n": 500}}, timeout=10).ok
+        assert kept() == []  # bigger than the whole budget: not kept at all

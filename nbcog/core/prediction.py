@@ -8,12 +8,14 @@ to it there, in production order. Its status moves along a table; an illegal mov
 from __future__ import annotations
 
 import enum
+import sys
 from typing import Any
 
 from nbcog.core import events
 from nbcog.core.errors import InvalidTransition
 from nbcog.core.events import Event
 from nbcog.core.metrics import aggregate_metric
+from nbcog.core.strictjson import scrub_surrogates
 
 
 class Status(str, enum.Enum):
@@ -75,6 +77,7 @@ class Prediction:
         self._log_parts: list[str] = []
         self._logs_joined = ""
         self._logs_joined_parts = 0
+        self._event_bytes = 0  # chunks and log parts, sized as they arrive
 
     # -- state -------------------------------------------------------------------------
 
@@ -108,9 +111,15 @@ class Prediction:
             return
         name = event.name
         if name == events.OUTPUT:
-            self.chunks.append(event.data["chunk"])
+            chunk = event.data["chunk"]
+            self.chunks.append(chunk)
+            self._event_bytes += (
+                sys.getsizeof(chunk) if chunk.__class__ is str else approx_size(chunk)
+            )
         elif name == events.LOG:
-            self._log_parts.append(event.data["data"])
+            text = event.data["data"]
+            self._log_parts.append(text)
+            self._event_bytes += sys.getsizeof(text)
         elif name == events.METRIC:
             data = event.data
             aggregate_metric(self.metrics, data["name"], data["value"], data["mode"])
@@ -148,7 +157,7 @@ class Prediction:
         self._move(status)
         self.completed_at = completed_at
         if status is Status.FAILED:
-            self.error = error or ""
+            self.error = scrub_surrogates(error or "")  # so the snapshot always encodes
         if status is Status.SUCCEEDED:
             if output_is_array:
                 self.output = list(self.chunks)
@@ -195,6 +204,45 @@ class Prediction:
             body["input"] = self.input
         return body
 
+    def retained_bytes(self) -> int:
+        """About how much memory this prediction keeps alive: input, chunks, logs, metrics.
+
+        ``sys.getsizeof`` of every string, number and container reachable from them; chunks
+        and logs were sized as they arrived (the output shares the chunks' items). Used to
+        bound the service's memory of finished predictions by bytes.
+        """
+        return (
+            self._event_bytes
+            + 8 * len(self.chunks)
+            + approx_size(self.input)
+            + approx_size(self.metrics)
+            + approx_size(self.error)
+        )
+
     def sync_body(self) -> dict[str, Any]:
         """The body of a sync JSON response (spec §9.2): no partial output when not succeeded."""
         return self.snapshot(partial_output=False)
+
+
+def approx_size(value: Any) -> int:
+    """``sys.getsizeof`` summed over ``value`` and everything in its lists, tuples and dicts.
+
+    Iterative (any depth); each container is counted once.
+    """
+    total = sys.getsizeof(value)
+    seen: set[int] = set()
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, dict):
+            parts: Any = [*item.keys(), *item.values()]
+        elif isinstance(item, (list, tuple)):
+            parts = item
+        else:
+            continue
+        total += sum(map(sys.getsizeof, parts))
+        stack.extend([part for part in parts if isinstance(part, (dict, list, tuple))])
+    return total

@@ -7,11 +7,11 @@ fields are ignored. The ``detail`` after coglet's fixed prefix is free-form.
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 import pydantic
 
+from nbcog.core import strictjson
 from nbcog.service import CreateRequest
 
 JSON_PARSE_PREFIX = "Failed to parse the request body as JSON: "
@@ -58,16 +58,17 @@ def parse_envelope(content_type: str | None, body: bytes) -> CreateRequest:
     """Turn a create body into a ``CreateRequest``.
 
     Raises:
-        EnvelopeError: 415 for a non-JSON content type, 400 for invalid JSON, 422 for
-            wrong field types. No content type at all means an empty envelope.
+        EnvelopeError: 415 for a non-JSON content type, 400 for invalid JSON (as coglet
+            parses it: strict UTF-8, no lone surrogates, NaN or BOM, nesting under 128), 422
+            for wrong field types. No content type at all means an empty envelope.
     """
     if content_type is None:
         return CreateRequest()
     if not is_json_content_type(content_type):
         raise EnvelopeError(415, WRONG_CONTENT_TYPE)
     try:
-        raw = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        raw = strictjson.loads(body)
+    except strictjson.JSONBodyError as exc:
         raise EnvelopeError(400, JSON_PARSE_PREFIX + str(exc)) from None
     try:
         envelope = _Envelope.model_validate(raw)

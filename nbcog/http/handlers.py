@@ -31,6 +31,8 @@ from nbcog.runner.versions import versions
 from nbcog.service import InFlight, Mode, PredictionService
 
 PAYLOAD_TOO_LARGE = "Failed to buffer the request body: length limit exceeded"
+INVALID_URL_ID = "Invalid URL: Invalid UTF-8 in `id`"
+_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 SSE_MIME = "text/event-stream"
 # Above this, a body is written separately from the headers (see CogHandler.finish_body).
 _SEPARATE_BODY_BYTES = 1 << 20
@@ -69,6 +71,14 @@ def _client_stream(request: HTTPServerRequest) -> IOStream:
     return connection.stream
 
 
+class _TextError(tornado.web.HTTPError):
+    """A 4xx whose body is coglet's plain-text message (logged without a traceback)."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(status, text)
+        self.text = text
+
+
 class CogHandler(tornado.web.RequestHandler):
     """Common plumbing: JSON bodies with sorted keys, coglet-like headers and errors."""
 
@@ -82,6 +92,21 @@ class CogHandler(tornado.web.RequestHandler):
         """No ``Server`` header and no ``text/html`` default: coglet sends neither."""
         self.clear_header("Server")
         self.clear_header("Content-Type")
+
+    def decode_argument(self, value: bytes, name: str | None = None) -> str:
+        """Path ids that are not UTF-8 get coglet's 400 text (tornado's would be empty)."""
+        try:
+            return super().decode_argument(value, name)
+        except tornado.web.HTTPError:
+            if name is not None:
+                raise
+            raise _TextError(400, INVALID_URL_ID) from None
+
+    @classmethod
+    def allowed_methods(cls) -> list[str]:
+        """The methods this route answers, for the ``Allow`` header of its 405s."""
+        base = tornado.web.RequestHandler
+        return [m for m in _METHODS if getattr(cls, m.lower()) is not getattr(base, m.lower())]
 
     def compute_etag(self) -> None:
         """No ETag/304 handling: coglet answers every GET in full."""
@@ -117,10 +142,18 @@ class CogHandler(tornado.web.RequestHandler):
         self.send_json(error.status, error.body)
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
-        """404/405 and friends: empty bodies, as coglet; 500s say what broke, in JSON."""
+        """404/405 and friends: empty bodies, as coglet; 500s say what broke, in JSON.
+
+        A 405 names the route's methods in ``Allow`` (RFC 9110), as coglet does.
+        """
+        exc = kwargs.get("exc_info", (None, None))[1]
+        if isinstance(exc, _TextError):
+            self.send_text(status_code, exc.text)
+            return
+        if status_code == 405:
+            self.set_header("Allow", ",".join(self.allowed_methods()))
         if status_code >= 500:
             self.set_header("Content-Type", "application/json")
-            exc = kwargs.get("exc_info", (None, None))[1]
             self.finish(dumpb({"error": f"internal error: {type(exc).__name__}: {exc}"}))
             return
         self.finish()
@@ -155,6 +188,8 @@ class RootHandler(CogHandler):
             body["trainings_cancel_url"] = "/trainings/{training_id}/cancel"
         self.send_json(200, body)
 
+    head = get  # coglet answers HEAD on every GET route (headers only)
+
 
 class HealthHandler(CogHandler):
     """``GET /health-check`` (spec §4): always 200."""
@@ -169,6 +204,8 @@ class HealthHandler(CogHandler):
         user_error = await self.checker.check() if self.service.is_ready else None
         self.send_json(200, self.service.health_body(user_error))
 
+    head = get
+
 
 class OpenAPIHandler(CogHandler):
     """``GET /openapi.json``: 503 until setup succeeded (spec §5)."""
@@ -179,6 +216,8 @@ class OpenAPIHandler(CogHandler):
             self.send_json(503, {"error": "OpenAPI schema not available"})
             return
         self.send_json(200, self.service.openapi)
+
+    head = get
 
 
 class ShutdownHandler(CogHandler):

@@ -17,11 +17,12 @@ import tornado.httpserver
 import tornado.web
 
 from nbcog.http.app import DEFAULT_KEEPALIVE, DEFAULT_MAX_BODY_SIZE, make_app
+from nbcog.http.connection import MAX_HEADER_BYTES, GuardedHTTPServer
 from nbcog.http.responses import OpenResponses
 from nbcog.runner.runtime import Runtime
 from nbcog.runner.versions import versions
 from nbcog.runner.webhooks import WebhookSender
-from nbcog.service import Health, PredictionService
+from nbcog.service import DEFAULT_RECENT_BYTES, Health, PredictionService
 
 DEFAULT_PORT = 5000
 STOP_GRACE = 2.0
@@ -45,6 +46,8 @@ class Server:
         keepalive: seconds without an event before an SSE keep-alive comment.
         history_capacity: SSE replay history per prediction (default from
             ``COG_STREAM_HISTORY_CAPACITY``, else 1024).
+        recent_bytes: memory budget of the finished predictions kept for status displays
+            (default 64 MiB; oldest evicted first).
     """
 
     def __init__(
@@ -58,6 +61,7 @@ class Server:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         keepalive: float = DEFAULT_KEEPALIVE,
         history_capacity: int | None = None,
+        recent_bytes: int = DEFAULT_RECENT_BYTES,
     ) -> None:
         self.host = host
         self.port = port
@@ -67,6 +71,7 @@ class Server:
         self._max_body_size = max_body_size
         self._keepalive = keepalive
         self._history_capacity = history_capacity
+        self._recent_bytes = recent_bytes
         self.service: PredictionService | None = None
         self._http: tornado.httpserver.HTTPServer | None = None
         self._webhooks: WebhookSender | None = None
@@ -111,7 +116,7 @@ class Server:
         self._webhooks = WebhookSender(user_agent=f"nbcog/{versions()['nbcog']}")
         self.service, app = self._make_service(asyncio.get_event_loop())
         # Bodies are limited by the create handlers (coglet's 413 text), not by tornado.
-        self._http = tornado.httpserver.HTTPServer(app, max_body_size=1 << 62)
+        self._http = GuardedHTTPServer(app, max_body_size=1 << 62, max_header_size=MAX_HEADER_BYTES)
         self._http.add_sockets(sockets)
         self._stopped = asyncio.Event()
         self.service.start()
@@ -127,6 +132,7 @@ class Server:
             webhooks=self._webhooks,
             upload_url=self._upload_url,
             history_capacity=self._history_capacity,
+            recent_bytes=self._recent_bytes,
         )
         app = make_app(
             service,

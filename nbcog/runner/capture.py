@@ -11,6 +11,9 @@ router asks one ``ContextVar`` whether a capture is active for the calling code:
 * everything else (notebook cells, the serving loop, threads the predictor starts itself) has no
   capture, and its writes go to the wrapped stream unchanged.
 
+Text is always valid Unicode: a lone surrogate (what ``os.fsdecode`` makes of undecodable
+bytes) becomes U+FFFD in the chunk, so logs can always be encoded and sent.
+
 Only Python-level writes are seen: ``os.write(1, ...)``, subprocesses and C code bypass
 ``sys.stdout`` and are not captured, as the spec requires.
 
@@ -32,6 +35,8 @@ from collections.abc import Callable, Iterable
 from contextvars import ContextVar
 from types import TracebackType
 from typing import Any, TextIO
+
+from nbcog.core.strictjson import scrub_surrogates
 
 __all__ = ["MAX_CHUNK_BYTES", "TRUNCATION_NOTICE", "LogCapture", "install", "truncate_chunk"]
 
@@ -168,7 +173,7 @@ class LogCapture:
                 return
             chunk = buffer.take(text[: last_newline + 1])
             buffer.add(text[last_newline + 1 :])
-        self._sink(source, chunk)
+        self._sink(source, scrub_surrogates(chunk))
 
     def flush_source(self, source: str) -> None:
         """Emit ``source``'s partial line, if any, as a chunk."""
@@ -177,7 +182,7 @@ class LogCapture:
             if not buffer.parts:
                 return
             chunk = buffer.take()
-        self._sink(source, chunk)
+        self._sink(source, scrub_surrogates(chunk))
 
     def flush_partial(self) -> None:
         """Emit both streams' partial lines (stdout first): the prediction is ending."""

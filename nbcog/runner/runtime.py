@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from nbcog.core.openapi import build_document
+from nbcog.core.strictjson import scrub_surrogates
 from nbcog.runner import capture
 from nbcog.runner.asyncloop import AsyncLoopThread
 from nbcog.runner.cog_adapter import HandlerInfo, PredictorInfo, describe_predictor, load_target
@@ -72,6 +73,7 @@ class Runtime:
             return "".join(text for _, text in self._log_parts)
 
     def _append_log(self, source: str, text: str) -> None:
+        text = scrub_surrogates(text)  # a traceback can quote undecodable bytes too
         with self._log_lock:
             self._log_parts.append((source, text))
             for listener in self._log_listeners:

@@ -30,6 +30,7 @@ from nbcog.core import events
 from nbcog.core.encoding import non_finite_error
 from nbcog.core.events import Event
 from nbcog.core.prediction import Status
+from nbcog.core.strictjson import scrub_surrogates
 from nbcog.runner import capture
 from nbcog.runner.asyncloop import AsyncLoopThread
 from nbcog.runner.cog_adapter import CancelationException, HandlerInfo
@@ -51,8 +52,24 @@ class Finished:
 
 
 def describe_exception(exc: BaseException) -> str:
-    """``{E}`` of the spec (§9.4): ``ValueError: boom``, ``KeyError: 'k'``, ``SystemExit: 3``."""
-    return f"{type(exc).__qualname__}: {exc}"
+    """``{E}`` of the spec (§9.4): ``ValueError: boom``, ``KeyError: 'k'``, ``SystemExit: 3``.
+
+    Lone surrogates (an exception quoting ``os.fsdecode(b"\\xff")``) become U+FFFD, so the
+    error can always be sent.
+    """
+    return scrub_surrogates(f"{type(exc).__qualname__}: {exc}")
+
+
+def internal_failure(job: Job, exc: BaseException) -> Finished:
+    """How a job ends when nbcog's own code around predict() raised: failed, never stuck."""
+    if job.cancel_requested:
+        return Finished(Status.CANCELED)
+    noun = "Training" if job.training else "Prediction"
+    return Finished(
+        Status.FAILED,
+        f"{noun} failed: internal error: {describe_exception(exc)}",
+        traceback=_format_traceback(exc),
+    )
 
 
 @dataclass(eq=False)
@@ -178,12 +195,18 @@ class Runner:
     # -- sync --------------------------------------------------------------------------
 
     def _run_sync(self, job: Job) -> None:
-        resources = _PredictionResources(job)
+        # Whatever goes wrong around predict() (an id no encoder can write, a bug here), the
+        # job still ends: the thread lives on and the slot is freed by the Finished item.
         try:
-            with resources:
-                result = self._call_sync(job, resources)
-        finally:
-            resources.inputs.cleanup()
+            resources = _PredictionResources(job)
+            try:
+                with resources:
+                    result = self._call_sync(job, resources)
+            finally:
+                resources.inputs.cleanup()
+        except BaseException as exc:
+            self._leave_user_code(job)
+            result = internal_failure(job, exc)
         job.put(result)
 
     def _call_sync(self, job: Job, resources: _PredictionResources) -> Finished:
@@ -235,15 +258,18 @@ class Runner:
 
     async def _run_async(self, job: Job) -> None:
         job._task = asyncio.current_task()
-        resources = _PredictionResources(job)
         try:
-            with resources:
-                result = await self._call_async(job, resources)
-        finally:
-            cleanup = asyncio.get_running_loop().run_in_executor(None, resources.inputs.cleanup)
-            # A repeated cancel landing here must not end the task before the result is put.
-            with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.shield(cleanup)
+            resources = _PredictionResources(job)
+            try:
+                with resources:
+                    result = await self._call_async(job, resources)
+            finally:
+                cleanup = asyncio.get_running_loop().run_in_executor(None, resources.inputs.cleanup)
+                # A repeated cancel landing here must not end the task before the result is put.
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.shield(cleanup)
+        except BaseException as exc:
+            result = internal_failure(job, exc)
         job.put(result)
 
     async def _call_async(self, job: Job, resources: _PredictionResources) -> Finished:
@@ -292,9 +318,11 @@ class _PredictionResources:
         self.outputs = _Outputs(job, self._files)
 
     def __enter__(self) -> _PredictionResources:
+        # Encoded before anything is activated: if it raises, there is nothing to undo.
+        start = events.start_event(self._job.prediction_id)
         self._log.activate()
         self._scope.__enter__()
-        self._job.put(events.start_event(self._job.prediction_id))
+        self._job.put(start)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -328,8 +356,8 @@ def _is_stream(result: Any) -> bool:
 
 def _format_traceback(exc: BaseException) -> str:
     """The traceback for displays (the widget, the notebook, the CLI's terminal), from the
-    user's first frame on; it is not part of Cog's wire format."""
-    return "".join(user_traceback_lines(exc))
+    user's first frame on; it is not part of Cog's wire format. Lone surrogates become U+FFFD."""
+    return scrub_surrogates("".join(user_traceback_lines(exc)))
 
 
 def _emit_or_raise(outputs: _Outputs, item: Any) -> None:
