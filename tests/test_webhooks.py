@@ -65,7 +65,11 @@ def clock() -> Clock:
 
 @pytest.fixture
 def sender(clock: Clock, delays: list[float]) -> Iterator[WebhookSender]:
-    s = WebhookSender(user_agent="nbcog/0.1.0", clock=clock, sleep=delays.append)
+    def backoff(retry: int) -> float:
+        delays.append(backoff_delay(retry))  # coglet's policy, recorded but not waited out
+        return 0.0
+
+    s = WebhookSender(user_agent="nbcog/0.1.0", clock=clock, backoff=backoff)
     yield s
     s.close(timeout=WAIT)
 

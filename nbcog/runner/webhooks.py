@@ -14,13 +14,15 @@ The rules are coglet 0.23.1's (``crates/coglet/src/webhook.rs``):
 
 Threads: a ``WebhookTracker`` is used only on the serving loop thread, where it decides and
 encodes the snapshot *at that moment* (the prediction keeps changing after it returns). The
-HTTP requests run on the sender's thread pool, so a slow or dead receiver never holds up the
-loop. Non-terminal webhooks may therefore arrive out of order, as with coglet. Failures are
-logged (logger ``nbcog.webhooks``) and never raised, and never change the prediction.
+HTTP requests run on the sender's delivery threads, so a slow or dead receiver never holds up
+the loop, and a retry's backoff waits in a schedule, not on a thread, so dead receivers never
+hold up live ones. Non-terminal webhooks may therefore arrive out of order, as with coglet.
+Failures are logged (logger ``nbcog.webhooks``) and never raised, and never change the prediction.
 """
 
 from __future__ import annotations
 
+import heapq
 import logging
 import math
 import os
@@ -40,6 +42,7 @@ from nbcog.core.prediction import Prediction
 __all__ = [
     "ALL_EVENTS",
     "DEFAULT_THROTTLE_INTERVAL",
+    "MAX_PENDING",
     "MAX_RETRIES",
     "REQUEST_TIMEOUT",
     "RETRY_STATUSES",
@@ -60,6 +63,7 @@ DEFAULT_THROTTLE_INTERVAL = 0.5
 MAX_RETRIES = 12
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REQUEST_TIMEOUT = 30.0
+MAX_PENDING = 1000
 _BACKOFF_BASE = 0.1
 
 # coglet starts each prediction's throttle clock 10 s in the past so that the first logs
@@ -97,11 +101,22 @@ class WebhookSender:
 
     Args:
         user_agent: the ``User-Agent`` header, ``nbcog/<version>``.
-        max_workers: delivery threads. A ``completed`` webhook being retried holds one for its
-            whole backoff (up to about 7 minutes against a receiver that stays down).
+        max_workers: delivery threads. Each makes one request at a time; none ever waits
+            out a backoff, so a live receiver is called at once whatever dead ones do.
         clock: monotonic seconds, for the logs throttle.
-        sleep: waits between retries. The default waits on the sender's close event, so
-            ``close()`` cuts a long backoff short.
+        backoff: seconds to wait before retry ``n`` of a ``completed`` webhook (coglet's
+            ``backoff_delay``; tests pass one that records and returns 0).
+        max_pending: deliveries that may wait at once (queued, in backoff or on the wire).
+
+    Retries wait in a schedule (a heap served by one timer thread), not on a delivery
+    thread. A receiver that accepts connections but never answers still holds a thread for
+    up to ``REQUEST_TIMEOUT`` per attempt.
+
+    Past ``max_pending`` a new ``start``/``output``/``logs`` webhook is dropped (later ones
+    carry its content anyway); a new ``completed`` webhook takes the place of the retry
+    due last (the receiver that has failed longest), or is dropped when no retry is
+    waiting. Each drop is logged as a warning. Memory therefore stays bounded whatever the
+    receivers do, at the cost of the oldest failures' last retries.
 
     The threads are daemon threads, not a ``ThreadPoolExecutor``'s: the interpreter joins
     those at exit, and a kernel shutting down must not wait minutes for a dead receiver.
@@ -114,7 +129,8 @@ class WebhookSender:
         user_agent: str,
         max_workers: int = 4,
         clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], object] | None = None,
+        backoff: Callable[[int], float] = backoff_delay,
+        max_pending: int = MAX_PENDING,
     ) -> None:
         self.interval = throttle_interval(os.environ.get("COG_THROTTLE_RESPONSE_INTERVAL"))
         self._headers = {"Content-Type": "application/json", "User-Agent": user_agent}
@@ -122,17 +138,25 @@ class WebhookSender:
         if token is not None:
             self._headers["Authorization"] = f"Bearer {token}"
         self.clock = clock
+        self._backoff = backoff
+        self._max_pending = max_pending
         self._closing = threading.Event()
-        self._sleep = sleep if sleep is not None else self._closing.wait
         self._queue: queue.SimpleQueue[_Delivery | None] = queue.SimpleQueue()
+        # Everything below is guarded by _state: the pending count and the retry schedule.
+        self._state = threading.Condition()
         self._pending = 0
-        self._idle = threading.Condition()
+        self._retries: list[tuple[float, int, _Delivery]] = []  # a heap of (due, seq, delivery)
+        self._seq = 0
+        self.dropped = 0
         self._workers = [
             threading.Thread(target=self._work, name=f"nbcog-webhook-{i}", daemon=True)
             for i in range(max_workers)
         ]
-        for worker in self._workers:
-            worker.start()
+        self._timer = threading.Thread(
+            target=self._schedule, name="nbcog-webhook-retry", daemon=True
+        )
+        for thread in (*self._workers, self._timer):
+            thread.start()
 
     def track(
         self,
@@ -153,10 +177,16 @@ class WebhookSender:
             self, url, ALL_EVENTS if events_filter is None else events_filter, trace_headers
         )
 
+    @property
+    def pending(self) -> int:
+        """Deliveries queued, waiting for a retry or on the wire."""
+        with self._state:
+            return self._pending
+
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until every queued delivery has finished; False if ``timeout`` ran out first."""
-        with self._idle:
-            return self._idle.wait_for(lambda: self._pending == 0, timeout)
+        with self._state:
+            return self._state.wait_for(lambda: self._pending == 0, timeout)
 
     def close(self, timeout: float = 5.0) -> None:
         """Give queued deliveries ``timeout`` seconds, then drop the rest and stop the threads.
@@ -166,6 +196,12 @@ class WebhookSender:
         """
         self.drain(timeout)
         self._closing.set()
+        with self._state:
+            for _, _, delivery in self._retries:
+                logger.warning("completed webhook to %s abandoned: the sender closed", delivery.url)
+            self._done(len(self._retries))
+            self._retries = []
+            self._state.notify_all()
         for _ in self._workers:
             self._queue.put(None)
 
@@ -174,29 +210,73 @@ class WebhookSender:
         if self._closing.is_set():
             logger.warning("webhook to %s dropped: the webhook sender is closed", url)
             return
-        with self._idle:
+        with self._state:
+            if self._pending >= self._max_pending and not self._make_room(url, terminal=terminal):
+                return
             self._pending += 1
         self._queue.put(_Delivery(url, body, {**self._headers, **headers}, terminal))
 
-    # -- delivery threads ----------------------------------------------------------------
+    def _make_room(self, url: str, *, terminal: bool) -> bool:
+        """At the bound (``_state`` held): abandon the retry due last for a terminal webhook."""
+        self.dropped += 1
+        if terminal and self._retries:
+            latest = max(self._retries)
+            self._retries.remove(latest)
+            heapq.heapify(self._retries)
+            self._pending -= 1
+            logger.warning(
+                "completed webhook to %s abandoned: %d webhooks pending, making room for one to %s",
+                latest[2].url,
+                self._max_pending,
+                url,
+            )
+            return True
+        logger.warning("webhook to %s dropped: %d webhooks already pending", url, self._max_pending)
+        return False
+
+    def _done(self, count: int = 1) -> None:
+        """``count`` deliveries have ended (``_state`` held)."""
+        self._pending -= count
+        if self._pending == 0:
+            self._state.notify_all()
+
+    # -- threads -----------------------------------------------------------------------
 
     def _work(self) -> None:
         with requests.Session() as session:  # one per thread: reused, never shared
             while (delivery := self._queue.get()) is not None:
+                retry_in = None
                 try:
                     if self._closing.is_set():
                         logger.warning("webhook to %s dropped at close", delivery.url)
                     elif delivery.terminal:
-                        self._deliver_terminal(session, delivery)
+                        retry_in = self._attempt_terminal(session, delivery)
                     else:
                         self._deliver_once(session, delivery)
                 except Exception:  # a bug here must not kill the thread or leak _pending
                     logger.warning("webhook to %s failed unexpectedly", delivery.url, exc_info=True)
-                finally:
-                    with self._idle:
-                        self._pending -= 1
-                        if self._pending == 0:
-                            self._idle.notify_all()
+                with self._state:
+                    if retry_in is None or self._closing.is_set():
+                        self._done()
+                    else:
+                        self._seq += 1
+                        heapq.heappush(
+                            self._retries, (time.monotonic() + retry_in, self._seq, delivery)
+                        )
+                        self._state.notify_all()
+
+    def _schedule(self) -> None:
+        """Move each retry onto the delivery queue when it is due."""
+        with self._state:
+            while not self._closing.is_set():
+                if not self._retries:
+                    self._state.wait()
+                    continue
+                due = self._retries[0][0] - time.monotonic()
+                if due > 0:
+                    self._state.wait(due)
+                    continue
+                self._queue.put(heapq.heappop(self._retries)[2])
 
     @staticmethod
     def _post(session: requests.Session, delivery: _Delivery) -> requests.Response:
@@ -210,51 +290,48 @@ class WebhookSender:
         except requests.RequestException as exc:
             logger.warning("webhook to %s failed (not retried): %s", delivery.url, exc)
 
-    def _deliver_terminal(self, session: requests.Session, delivery: _Delivery) -> None:
+    def _attempt_terminal(self, session: requests.Session, delivery: _Delivery) -> float | None:
+        """One attempt at a ``completed`` webhook; seconds until its retry, or None if done."""
         url = delivery.url
-        retry = 0
-        while True:
-            try:
-                status = self._post(session, delivery).status_code
-            except requests.RequestException as exc:
-                problem = f"request error: {exc}"
-            else:
-                if 200 <= status < 300:
-                    return
-                if status not in RETRY_STATUSES:
-                    logger.warning(
-                        "completed webhook to %s failed with status %d (not retried)", url, status
-                    )
-                    return
-                problem = f"status {status}"
-            retry += 1
-            if retry > MAX_RETRIES:
+        try:
+            status = self._post(session, delivery).status_code
+        except requests.RequestException as exc:
+            problem = f"request error: {exc}"
+        else:
+            if 200 <= status < 300:
+                return None
+            if status not in RETRY_STATUSES:
                 logger.warning(
-                    "completed webhook to %s failed after %d retries: %s", url, MAX_RETRIES, problem
+                    "completed webhook to %s failed with status %d (not retried)", url, status
                 )
-                return
-            delay = backoff_delay(retry)
+                return None
+            problem = f"status {status}"
+        delivery.retries += 1
+        if delivery.retries > MAX_RETRIES:
             logger.warning(
-                "completed webhook to %s failed (%s); retry %d in %.1f s",
-                url,
-                problem,
-                retry,
-                delay,
+                "completed webhook to %s failed after %d retries: %s", url, MAX_RETRIES, problem
             )
-            self._sleep(delay)
-            if self._closing.is_set():
-                logger.warning("completed webhook to %s abandoned: the sender closed", url)
-                return
+            return None
+        delay = self._backoff(delivery.retries)
+        logger.warning(
+            "completed webhook to %s failed (%s); retry %d in %.1f s",
+            url,
+            problem,
+            delivery.retries,
+            delay,
+        )
+        return delay
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class _Delivery:
-    """One POST to make: the encoded snapshot and every header."""
+    """One POST to make: the encoded snapshot and every header; retries made so far."""
 
     url: str
     body: bytes
     headers: dict[str, str]
     terminal: bool
+    retries: int = 0
 
 
 class WebhookTracker:
