@@ -154,7 +154,8 @@ def _where(text: str, offset: int) -> str:
 
 
 def _prefix(path: str | None) -> str:
-    return f"{path}: " if path else ""
+    """``path: `` with any bad key character shown as U+FFFD (the message must encode)."""
+    return f"{scrub_surrogates(path)}: " if path else ""
 
 
 def _path_of(value: Any, bad: Any) -> str | None:

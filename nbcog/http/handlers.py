@@ -166,6 +166,11 @@ class NotFoundHandler(CogHandler):
         """Answer before any method dispatch, so every method gets 404."""
         raise tornado.web.HTTPError(404)
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """404 even for a method Tornado does not know (it would answer 405 before prepare)."""
+        self.set_status(404)
+        self.finish()
+
 
 class RootHandler(CogHandler):
     """``GET /``: the discovery document (spec §3)."""
