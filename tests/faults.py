@@ -7,6 +7,7 @@ that never comes fails the test at the socket timeout instead of hanging it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
@@ -36,10 +37,9 @@ class Response:
 def exchange(port: int, data: bytes) -> Response:
     """Send ``data`` on a new connection, read one response (until close or its length)."""
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
-        try:
+        # If the server answered and stopped reading, its answer is still readable.
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass  # the server answered and stopped reading: the answer is still readable
         received = b""
         while True:
             try:
