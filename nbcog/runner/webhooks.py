@@ -183,6 +183,12 @@ class WebhookSender:
         with self._state:
             return self._pending
 
+    @property
+    def retrying(self) -> int:
+        """``completed`` webhooks waiting in the schedule for their next retry."""
+        with self._state:
+            return len(self._retries)
+
     def drain(self, timeout: float | None = None) -> bool:
         """Wait until every queued delivery has finished; False if ``timeout`` ran out first."""
         with self._state:
