@@ -45,6 +45,7 @@ SECRET_MASK = "**********"  # noqa: S105 - the mask shown instead of a secret
 RECENT_LIMIT = 100
 DEFAULT_RECENT_BYTES = 64 * 1024 * 1024
 """Default memory budget of the finished predictions kept for status displays."""
+RECENT_BYTES_ENV = "NBCOG_RECENT_BYTES"
 
 
 class Loop(Protocol):
@@ -131,6 +132,17 @@ def history_capacity_from_env() -> int:
     return min(int(digits), 1 << 62)  # a deque's maxlen must fit a C ssize_t
 
 
+def recent_bytes_from_env() -> int:
+    """``NBCOG_RECENT_BYTES``: a non-negative integer, else 64 MiB (with a warning if invalid)."""
+    raw = os.environ.get(RECENT_BYTES_ENV)
+    if raw is None:
+        return DEFAULT_RECENT_BYTES
+    if not (raw.isascii() and raw.isdigit()):
+        log.warning("invalid %s=%r; using %d", RECENT_BYTES_ENV, raw, DEFAULT_RECENT_BYTES)
+        return DEFAULT_RECENT_BYTES
+    return int(raw)
+
+
 def setup_timeout_from_env() -> float | None:
     """``COG_SETUP_TIMEOUT``: positive integer seconds; 0 or invalid means no timeout."""
     try:
@@ -154,7 +166,8 @@ class PredictionService:
         upload_url: where file outputs are PUT (``--upload-url``); None gives data URLs.
         history_capacity: events kept per prediction for late SSE subscribers.
         recent_bytes: memory budget (``Prediction.retained_bytes``) of the finished
-            predictions kept in ``recent``, besides the ``RECENT_LIMIT`` count.
+            predictions kept in ``recent``, besides the ``RECENT_LIMIT`` count; default
+            from ``NBCOG_RECENT_BYTES``, else 64 MiB.
     """
 
     def __init__(
@@ -165,7 +178,7 @@ class PredictionService:
         webhooks: WebhookSender,
         upload_url: str | None = None,
         history_capacity: int | None = None,
-        recent_bytes: int = DEFAULT_RECENT_BYTES,
+        recent_bytes: int | None = None,
     ) -> None:
         self.runtime = runtime
         self._loop = loop
@@ -180,7 +193,7 @@ class PredictionService:
         self.openapi: dict[str, Any] | None = None
         self._inflight: dict[str, InFlight] = {}
         self.recent: deque[Prediction] = deque()
-        self.recent_bytes = recent_bytes
+        self.recent_bytes = recent_bytes_from_env() if recent_bytes is None else recent_bytes
         self._recent_sizes: deque[int] = deque()  # retained_bytes of each, same order
         self._recent_total = 0
         self._busy = 0

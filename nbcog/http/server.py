@@ -22,7 +22,7 @@ from nbcog.http.responses import OpenResponses
 from nbcog.runner.runtime import Runtime
 from nbcog.runner.versions import versions
 from nbcog.runner.webhooks import WebhookSender
-from nbcog.service import DEFAULT_RECENT_BYTES, Health, PredictionService
+from nbcog.service import Health, PredictionService
 
 DEFAULT_PORT = 5000
 STOP_GRACE = 2.0
@@ -47,7 +47,7 @@ class Server:
         history_capacity: SSE replay history per prediction (default from
             ``COG_STREAM_HISTORY_CAPACITY``, else 1024).
         recent_bytes: memory budget of the finished predictions kept for status displays
-            (default 64 MiB; oldest evicted first).
+            (default from ``NBCOG_RECENT_BYTES``, else 64 MiB; oldest evicted first).
     """
 
     def __init__(
@@ -61,7 +61,7 @@ class Server:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         keepalive: float = DEFAULT_KEEPALIVE,
         history_capacity: int | None = None,
-        recent_bytes: int = DEFAULT_RECENT_BYTES,
+        recent_bytes: int | None = None,
     ) -> None:
         self.host = host
         self.port = port
