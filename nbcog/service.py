@@ -538,6 +538,8 @@ class PredictionService:
         unknown to GET, PUT and cancel whether or not it is still listed here (coglet's rule).
         """
         size = prediction.retained_bytes()
+        if size > self.recent_bytes:
+            return  # keeping it would evict every other one and still not fit
         self.recent.appendleft(prediction)
         self._recent_sizes.appendleft(size)
         self._recent_total += size

@@ -378,3 +378,26 @@ def test_every_case_leaves_no_open_file_behind(served: RunningServer) -> None:
             exchange(served.server.port, raw)
     assert health(served.server.port) == "READY"
     assert len(os.listdir("/proc/self/fd")) <= before
+
+
+def test_an_evicted_prediction_is_as_unknown_as_any_finished_one(tmp_path: Path) -> None:
+    """Kept in ``recent`` or evicted by the byte budget: cancel 404, GET 405, PUT runs anew."""
+    path = tmp_path / "predict.py"
+    path.write_text(textwrap.dedent(PREDICTOR))
+    with serve_in_thread(f"{path}:Predictor", recent_bytes=4_000) as s:
+        port = s.server.port
+        big = b'{"input":{"text":"' + b"x" * 5_000 + b'"}}'
+        for prediction_id, body in (("kept", b'{"input":{}}'), ("evicted", big)):
+            first = exchange(port, post(body, path=f"/predictions/{prediction_id}", method="PUT"))
+            assert first.json()["status"] == "succeeded"
+        assert s.call(lambda: [p.id for p in s.server.service.recent]) == ["kept"]
+        for prediction_id in ("kept", "evicted"):
+            cancel = exchange(port, post(b"", path=f"/predictions/{prediction_id}/cancel"))
+            assert (cancel.status, cancel.body) == (404, b"{}")
+            get = exchange(port, request("GET", f"/predictions/{prediction_id}"))
+            assert (get.status, get.headers["allow"]) == (405, "PUT")
+            again = exchange(
+                port, post(b'{"input":{}}', path=f"/predictions/{prediction_id}", method="PUT")
+            )
+            assert (again.status, again.json()["status"]) == (200, "succeeded")
+        assert health(port) == "READY"
