@@ -353,7 +353,7 @@ def test_an_id_the_runner_cannot_encode_ends_failed_and_frees_the_slot(
 
     def create() -> None:
         entry = service.create(CreateRequest(id="a\udfff"), mode=Mode.ASYNC)
-        entry.on_done(lambda e: served.loop.call_soon(done.set_result, e))
+        entry.on_done(done.set_result)  # called on the loop thread
 
     served.call(create)
     entry = asyncio.run_coroutine_threadsafe(_wait(done), served.loop).result(30)
@@ -390,7 +390,9 @@ def test_an_evicted_prediction_is_as_unknown_as_any_finished_one(tmp_path: Path)
         for prediction_id, body in (("kept", b'{"input":{}}'), ("evicted", big)):
             first = exchange(port, post(body, path=f"/predictions/{prediction_id}", method="PUT"))
             assert first.json()["status"] == "succeeded"
-        assert s.call(lambda: [p.id for p in s.server.service.recent]) == ["kept"]
+        service = s.server.service
+        assert service is not None
+        assert s.call(lambda: [p.id for p in service.recent]) == ["kept"]
         for prediction_id in ("kept", "evicted"):
             cancel = exchange(port, post(b"", path=f"/predictions/{prediction_id}/cancel"))
             assert (cancel.status, cancel.body) == (404, b"{}")

@@ -19,9 +19,10 @@ import struct
 import textwrap
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from faults import exchange, health, request
@@ -62,7 +63,7 @@ class Reader:
     reset: bool = False
     buffer: bytes = b""
     head_done: bool = False
-    events: list[tuple[str, object]] = field(default_factory=list)
+    events: list[tuple[str, Any]] = field(default_factory=list)
     closed: bool = False
 
     def feed(self, data: bytes) -> None:
@@ -101,7 +102,7 @@ def census(s: RunningServer) -> tuple[int, int, int]:
 
 
 @pytest.fixture
-def served(tmp_path: Path) -> RunningServer:
+def served(tmp_path: Path) -> Iterator[RunningServer]:
     path = tmp_path / "predict.py"
     path.write_text(textwrap.dedent(PREDICTOR))
     with serve_in_thread(f"{path}:Predictor") as running:
@@ -167,7 +168,7 @@ def test_readers_that_stay_get_every_event_in_order_and_nothing_leaks(
         assert [name for name, _ in reader.events] == expected
         chunks = [data["chunk"] for name, data in reader.events if name == "output"]
         assert chunks == [f"t{i}" for i in range(TOKENS)]
-        assert reader.events[-1][1]["status"] == "succeeded"  # type: ignore[index]
+        assert reader.events[-1][1]["status"] == "succeeded"
     leavers = [r for r in readers if r.leave_after is not None]
     for reader in leavers:  # whatever a leaver got before leaving was a clean prefix
         names = [name for name, _ in reader.events]
