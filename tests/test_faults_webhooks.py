@@ -77,6 +77,35 @@ class DeadReceiver:
         self._thread.join(WAIT)
 
 
+class SilentReceiver:
+    """Accepts connections and never answers (until closed): each attempt holds its sender."""
+
+    def __init__(self, number: int, journal: Journal) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/hook"
+        self._held: list[socket.socket] = []
+        self._number = number
+        self._journal = journal
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self._held.append(conn)
+            self._journal.add(("silent", self._number))
+
+    def close(self) -> None:
+        self._sock.shutdown(socket.SHUT_RDWR)
+        self._sock.close()
+        self._thread.join(WAIT)
+        for conn in self._held:
+            conn.close()
+
+
 class LiveReceiver:
     """Answers 200 to every POST and journals it."""
 
@@ -166,6 +195,26 @@ def test_retries_wait_without_holding_a_delivery_thread(
             assert journal._cond.wait_for(lambda: journal.entries.count(("live", 0)) == 4, WAIT)
     finally:
         sender.close(timeout=0)
+
+
+def test_receivers_that_never_answer_do_not_hold_up_a_live_one(
+    journal: Journal, live: LiveReceiver
+) -> None:
+    """6 receivers hang every request, with 2 delivery threads: a live one is still called."""
+    silent = [SilentReceiver(n, journal) for n in range(6)]
+    sender = WebhookSender(user_agent="nbcog/test", max_workers=2)
+    try:
+        for receiver in silent:
+            sender.submit(receiver.url, b"{}", {}, terminal=True)
+        for n in range(6):  # each one is holding a request open: 6 threads busy
+            journal.wait_for(("silent", n))
+        sender.submit(live.url, b"{}", {}, terminal=False)
+        journal.wait_for(("live", 0))
+    finally:
+        sender.close(timeout=0)
+        for receiver in silent:  # the held requests fail now, and their threads exit
+            receiver.close()
+    assert sender.drain(WAIT)
 
 
 def test_pending_deliveries_are_bounded(

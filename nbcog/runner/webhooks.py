@@ -64,6 +64,8 @@ MAX_RETRIES = 12
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 REQUEST_TIMEOUT = 30.0
 MAX_PENDING = 1000
+MAX_THREADS = 32
+_EXTRA_IDLE = 10.0
 _BACKOFF_BASE = 0.1
 
 # coglet starts each prediction's throttle clock 10 s in the past so that the first logs
@@ -101,16 +103,19 @@ class WebhookSender:
 
     Args:
         user_agent: the ``User-Agent`` header, ``nbcog/<version>``.
-        max_workers: delivery threads. Each makes one request at a time; none ever waits
-            out a backoff, so a live receiver is called at once whatever dead ones do.
+        max_workers: delivery threads kept at all times. Each makes one request at a time
+            and none ever waits out a backoff. When all are busy (receivers that accept and
+            never answer hold one for up to ``REQUEST_TIMEOUT``), a new delivery gets an
+            extra thread, up to ``max_threads``; extras exit after 10 s idle.
+        max_threads: the most delivery threads at once.
         clock: monotonic seconds, for the logs throttle.
         backoff: seconds to wait before retry ``n`` of a ``completed`` webhook (coglet's
             ``backoff_delay``; tests pass one that records and returns 0).
         max_pending: deliveries that may wait at once (queued, in backoff or on the wire).
 
     Retries wait in a schedule (a heap served by one timer thread), not on a delivery
-    thread. A receiver that accepts connections but never answers still holds a thread for
-    up to ``REQUEST_TIMEOUT`` per attempt.
+    thread, so a live receiver is called at once whatever dead ones do, unless
+    ``max_threads`` receivers at once accept connections and never answer.
 
     Past ``max_pending`` a new ``start``/``output``/``logs`` webhook is dropped (later ones
     carry its content anyway); a new ``completed`` webhook takes the place of the retry
@@ -128,6 +133,7 @@ class WebhookSender:
         *,
         user_agent: str,
         max_workers: int = 4,
+        max_threads: int = MAX_THREADS,
         clock: Callable[[], float] = time.monotonic,
         backoff: Callable[[int], float] = backoff_delay,
         max_pending: int = MAX_PENDING,
@@ -148,15 +154,17 @@ class WebhookSender:
         self._retries: list[tuple[float, int, _Delivery]] = []  # a heap of (due, seq, delivery)
         self._seq = 0
         self.dropped = 0
-        self._workers = [
-            threading.Thread(target=self._work, name=f"nbcog-webhook-{i}", daemon=True)
-            for i in range(max_workers)
-        ]
+        self._max_threads = max(max_threads, max_workers)
+        self._workers: list[threading.Thread] = []
+        self._waiting = 0  # workers waiting for a delivery (or about to)
+        self._queued = 0  # deliveries on the queue, not yet taken
         self._timer = threading.Thread(
             target=self._schedule, name="nbcog-webhook-retry", daemon=True
         )
-        for thread in (*self._workers, self._timer):
-            thread.start()
+        self._timer.start()
+        with self._state:
+            for _ in range(max_workers):
+                self._spawn(extra=False)
 
     def track(
         self,
@@ -208,7 +216,8 @@ class WebhookSender:
             self._done(len(self._retries))
             self._retries = []
             self._state.notify_all()
-        for _ in self._workers:
+            workers = len(self._workers)
+        for _ in range(workers):
             self._queue.put(None)
 
     def submit(self, url: str, body: bytes, headers: dict[str, str], *, terminal: bool) -> None:
@@ -220,7 +229,7 @@ class WebhookSender:
             if self._pending >= self._max_pending and not self._make_room(url, terminal=terminal):
                 return
             self._pending += 1
-        self._queue.put(_Delivery(url, body, {**self._headers, **headers}, terminal))
+            self._enqueue(_Delivery(url, body, {**self._headers, **headers}, terminal))
 
     def _make_room(self, url: str, *, terminal: bool) -> bool:
         """At the bound (``_state`` held): abandon the retry due last for a terminal webhook."""
@@ -248,9 +257,51 @@ class WebhookSender:
 
     # -- threads -----------------------------------------------------------------------
 
-    def _work(self) -> None:
+    def _enqueue(self, delivery: _Delivery) -> None:
+        """Queue ``delivery``; start a thread if no waiting worker is free (``_state`` held)."""
+        self._queue.put(delivery)
+        self._queued += 1
+        if (
+            self._queued > self._waiting
+            and len(self._workers) < self._max_threads
+            and not self._closing.is_set()
+        ):
+            self._spawn(extra=True)
+
+    def _spawn(self, *, extra: bool) -> None:
+        """Start a delivery thread (``_state`` held); an extra one exits once idle a while.
+
+        It counts as waiting from now on, so a burst of deliveries starts one thread each.
+        """
+        self._waiting += 1
+        thread = threading.Thread(
+            target=self._work, args=(extra,), name=f"nbcog-webhook-{self._seq}", daemon=True
+        )
+        self._seq += 1
+        self._workers.append(thread)
+        thread.start()
+
+    def _next(self, *, extra: bool) -> _Delivery | None:
+        """The next delivery (this worker already counts as waiting); None: exit."""
+        while True:
+            try:
+                delivery = self._queue.get(timeout=_EXTRA_IDLE if extra else None)
+            except queue.Empty:
+                with self._state:
+                    if self._queued == 0:  # nothing for it: an idle extra thread goes
+                        self._waiting -= 1
+                        self._workers.remove(threading.current_thread())
+                        return None
+                continue
+            with self._state:
+                self._waiting -= 1
+                if delivery is not None:
+                    self._queued -= 1
+            return delivery
+
+    def _work(self, extra: bool) -> None:
         with requests.Session() as session:  # one per thread: reused, never shared
-            while (delivery := self._queue.get()) is not None:
+            while (delivery := self._next(extra=extra)) is not None:
                 retry_in = None
                 try:
                     if self._closing.is_set():
@@ -262,6 +313,7 @@ class WebhookSender:
                 except Exception:  # a bug here must not kill the thread or leak _pending
                     logger.warning("webhook to %s failed unexpectedly", delivery.url, exc_info=True)
                 with self._state:
+                    self._waiting += 1  # back to waiting (counted before it is, on purpose)
                     if retry_in is None or self._closing.is_set():
                         self._done()
                     else:
@@ -282,7 +334,7 @@ class WebhookSender:
                 if due > 0:
                     self._state.wait(due)
                     continue
-                self._queue.put(heapq.heappop(self._retries)[2])
+                self._enqueue(heapq.heappop(self._retries)[2])
 
     @staticmethod
     def _post(session: requests.Session, delivery: _Delivery) -> requests.Response:
