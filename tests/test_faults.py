@@ -343,10 +343,8 @@ def test_put_attach_with_a_surrogate_in_its_input_is_a_400(port: int, tmp_path: 
     assert (again.status, again.json()["status"]) == (200, "succeeded")
 
 
-def test_an_id_the_runner_cannot_encode_ends_failed_and_frees_the_slot(
-    served: RunningServer, port: int
-) -> None:
-    """In-process creates skip the HTTP parse: a surrogate id still ends ``failed``, not stuck."""
+def create_unencodable(served: RunningServer) -> InFlight:
+    """Create a prediction in-process with a lone surrogate id; wait until it ends."""
     service = served.server.service
     assert service is not None
     done: asyncio.Future[InFlight] = served.loop.create_future()
@@ -356,7 +354,14 @@ def test_an_id_the_runner_cannot_encode_ends_failed_and_frees_the_slot(
         entry.on_done(done.set_result)  # called on the loop thread
 
     served.call(create)
-    entry = asyncio.run_coroutine_threadsafe(_wait(done), served.loop).result(30)
+    return asyncio.run_coroutine_threadsafe(_wait(done), served.loop).result(30)
+
+
+def test_an_id_the_runner_cannot_encode_ends_failed_and_frees_the_slot(
+    served: RunningServer, port: int
+) -> None:
+    """In-process creates skip the HTTP parse: a surrogate id still ends ``failed``, not stuck."""
+    entry = create_unencodable(served)
     assert entry.prediction.status.value == "failed"
     assert entry.prediction.error is not None
     assert entry.prediction.error.startswith(
@@ -364,6 +369,28 @@ def test_an_id_the_runner_cannot_encode_ends_failed_and_frees_the_slot(
     )
     ok = exchange(port, post(b'{"input":{}}'))
     assert ok.json()["status"] == "succeeded"
+
+
+ASYNC_PREDICTOR = """
+from cog import BasePredictor
+
+
+class Predictor(BasePredictor):
+    async def predict(self, text: str = "hi") -> str:
+        return text
+"""
+
+
+def test_an_async_predictor_with_an_unencodable_id_ends_failed_too(tmp_path: Path) -> None:
+    """The async runner path has the same guard: failed, and the next prediction runs."""
+    path = tmp_path / "predict.py"
+    path.write_text(textwrap.dedent(ASYNC_PREDICTOR))
+    with serve_in_thread(f"{path}:Predictor") as s:
+        entry = create_unencodable(s)
+        assert entry.prediction.status.value == "failed"
+        ok = exchange(s.server.port, post(b'{"input":{}}'))
+        assert (ok.json()["status"], ok.json()["output"]) == ("succeeded", "hi")
+        assert health(s.server.port) == "READY"
 
 
 async def _wait(future: asyncio.Future[InFlight]) -> InFlight:
