@@ -415,9 +415,21 @@ class WebhookTracker:
         self._finished = False
 
     def observe(self, event: Event, prediction: Prediction) -> None:
-        """Send the webhook ``event`` calls for, if any, with ``prediction``'s snapshot now."""
+        """Send the webhook ``event`` calls for, if any, with ``prediction``'s snapshot now.
+
+        Never raises: a snapshot that cannot be encoded loses its webhook (logged), never
+        the prediction's own delivery to its other subscribers.
+        """
         if self._finished:
             return
+        try:
+            self._observe(event, prediction)
+        except Exception:
+            logger.warning(
+                "webhook to %s not sent: its body could not be made", self.url, exc_info=True
+            )
+
+    def _observe(self, event: Event, prediction: Prediction) -> None:
         name = event.name
         if name == events.COMPLETED:
             self._finished = True
