@@ -371,6 +371,21 @@ def test_an_id_the_runner_cannot_encode_ends_failed_and_frees_the_slot(
     assert ok.json()["status"] == "succeeded"
 
 
+def test_put_attach_to_an_input_no_encoder_can_write_answers_with_replacement(
+    served: RunningServer, port: int, tmp_path: Path
+) -> None:
+    """An in-process prediction's input holds a lone surrogate: attach is 202, not 500."""
+    service = served.server.service
+    assert service is not None
+    gate = tmp_path / "gate"
+    request_ = CreateRequest(input={"text": "a\udcff", "gate": str(gate)})
+    served.call(lambda: service.create(request_, mode=Mode.ASYNC, put_id="odd"))
+    attached = exchange(port, post(b"{}", path="/predictions/odd", method="PUT"))
+    assert (attached.status, attached.json()["input"]["text"]) == (202, "a\ufffd")
+    gate.touch()
+    wait_until(lambda: health(port) == "READY")
+
+
 ASYNC_PREDICTOR = """
 from cog import BasePredictor
 

@@ -7,6 +7,8 @@ import re
 import secrets
 from typing import Any
 
+from nbcog.core.strictjson import scrub_surrogates
+
 __all__ = ["JSONSafeStr", "dumpb", "dumps", "dumps_spliced", "is_json_safe"]
 
 _encoder = json.JSONEncoder(
@@ -42,8 +44,16 @@ def dumps(value: Any) -> str:
 
 
 def dumpb(value: Any) -> bytes:
-    """``dumps`` as UTF-8 bytes, ready for a response body."""
-    return _encoder.encode(value).encode()
+    """``dumps`` as UTF-8 bytes, ready for a response body.
+
+    A lone surrogate (an in-process input made with ``os.fsdecode``, say) is sent as U+FFFD
+    rather than failing the whole response.
+    """
+    text = _encoder.encode(value)
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        return scrub_surrogates(text).encode()
 
 
 def dumps_spliced(value: dict[str, Any]) -> str:
