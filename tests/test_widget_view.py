@@ -78,6 +78,28 @@ class Predictor(BaseRunner):
         yield "after"
 """
 
+TWO_GATES = """
+import os
+import time
+from cog import BaseRunner, ConcatenateIterator, streaming
+
+def wait(path):
+    deadline = time.monotonic() + 60
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+class Predictor(BaseRunner):
+    @streaming
+    def run(self, gate: str) -> ConcatenateIterator[str]:
+        print("first line")
+        yield "before "
+        wait(gate + "1")
+        print("second line")
+        yield "middle "
+        wait(gate + "2")
+        yield "after"
+"""
+
 MEDIA = """
 import io
 import struct
@@ -239,6 +261,72 @@ def test_view_rendered_mid_stream_recovers_the_full_state(tmp_path):
     assert late.before_final["output_text"] in ("before ", "before after")
     assert late.state["output_text"] == "before after" == state["output_text"]
     assert late.state["logs"] == "first line\nsecond line\n" == state["logs"]
+
+
+def test_view_opens_with_the_state_so_far_and_streams_without_asking(tmp_path):
+    """A view made mid-stream opens with the output so far; deltas follow with no sync request."""
+    gate = tmp_path / "gate"
+    with serve_file(tmp_path, TWO_GATES) as running:
+        entry = on_loop(running, lambda: _create(running, {"gate": str(gate)}))
+        wait_until(lambda: on_loop(running, lambda: entry.prediction.chunks), what="first chunk")
+        view = on_loop(running, lambda: PredictionView(entry, running.server.service))
+        opened = view.comm.sent[0]
+        assert opened.msg_type == "comm_open"
+        assert opened.data["state"]["output_text"] == "before "
+        assert opened.data["state"]["logs"] == "first line\n"
+        assert opened.data["state"]["status"] == "processing"
+        assert opened.data["state"]["done"] is False
+        Path(f"{gate}1").write_text("go")
+        wait_until(
+            lambda: any(
+                m.method == "custom" and "middle" in m.content.get("output_text", "")
+                for m in updates(view)
+            ),
+            what="the middle token to be sent",
+        )
+        Path(f"{gate}2").write_text("go")
+        _wait_done(running, view)
+    # A browser that never asked for anything (the kernel is busy with the cell) saw it
+    # stream: the deltas continue the traits it opened with.
+    frontend = Frontend()
+    frontend.receive_all(view.comm.sent)
+    assert frontend.live
+    assert frontend.before_final is not None
+    assert frontend.before_final["output_text"] == "before middle "
+    assert frontend.before_final["logs"] == "first line\nsecond line\n"
+    assert frontend.state["output_text"] == "before middle after"
+    assert not [m for m in updates(view) if m.method == "custom" and m.content["kind"] == "full"]
+
+
+def test_restored_frontend_missing_deltas_waits_for_the_full_state(tmp_path):
+    """A reloaded page's model (old traits, a gap in the deltas) waits for the full state."""
+    gate = tmp_path / "gate"
+
+    def sent(kind):
+        return [m for m in updates(view) if m.method == "custom" and m.content["kind"] == kind]
+
+    def deltas():
+        return sent("delta")
+
+    with serve_file(tmp_path, TWO_GATES) as running:
+        view = _start_view(running, {"gate": str(gate)})
+        wait_until(lambda: deltas(), what="the first delta")
+        Path(f"{gate}1").write_text("go")
+        wait_until(lambda: len(deltas()) >= 2, what="the second delta")
+        restored = Frontend()
+        restored.receive_all([view.comm.sent[0]])
+        restored.receive_all(deltas()[1:])  # the first one reached the page before the reload
+        assert not restored.live
+        assert "middle" not in restored.state["output_text"]
+        view._handle_custom_msg({"kind": "sync"}, [])  # what the restored page asks
+        full = wait_until(lambda: sent("full"), what="the full state")
+        restored.receive_all(full)
+        assert restored.live
+        assert restored.state["output_text"] == "before middle "
+        Path(f"{gate}2").write_text("go")
+        _wait_done(running, view)
+    restored.receive_all([m for m in updates(view) if m.method == "update"])
+    assert restored.state["output_text"] == "before middle after"
 
 
 def test_failed_prediction_shows_error_and_traceback(tmp_path):

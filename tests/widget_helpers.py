@@ -8,6 +8,7 @@ thread that sent it.
 
 from __future__ import annotations
 
+import copy
 import json
 import threading
 import time
@@ -108,11 +109,17 @@ def serve_file(tmp_path: Path, source: str, **options: Any) -> Iterator[RunningS
 
 
 class Frontend:
-    """The view's JS protocol in Python: apply ``full`` and ``delta`` messages like view.js."""
+    """The view's JS protocol in Python, as view.js's per-model store folds it.
+
+    The model opens with the traits (the state so far, labelled ``seq``); deltas numbered
+    ``seq + 1``, ``seq + 2``, ... are applied in order; after a gap nothing is applied until a
+    ``full`` state arrives; the final traits (``done``) replace everything.
+    """
 
     def __init__(self) -> None:
         self.state: dict[str, Any] | None = None
         self.seq = 0
+        self.live = True
         self.traits: dict[str, Any] = {}
         self.before_final: dict[str, Any] | None = None
 
@@ -121,6 +128,9 @@ class Frontend:
         for message in sent:
             if message.msg_type == "comm_open" or message.method == "update":
                 self.traits.update(message.data["state"])
+                if message.msg_type == "comm_open":
+                    self.state = {key: copy.deepcopy(self.traits[key]) for key in FULL_KEYS}
+                    self.seq = self.traits["seq"]
                 if message.data["state"].get("done"):
                     # The prediction ended: the browser redraws from the final traits.
                     self.before_final = self.state
@@ -130,10 +140,16 @@ class Frontend:
 
     def receive(self, content: dict[str, Any]) -> None:
         """Fold one custom message as the browser does."""
+        if self.traits.get("done"):
+            return
         if content["kind"] == "full":
             self.state = json.loads(json.dumps(content["state"]))
             self.seq = content["state"]["seq"]
+            self.live = True
         elif content["kind"] == "delta" and self.state is not None and content["seq"] > self.seq:
+            if not self.live or content["seq"] != self.seq + 1:
+                self.live = False
+                return
             self.seq = content["seq"]
             state = self.state
             state["output_text"] += content.get("output_text", "")

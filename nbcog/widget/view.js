@@ -1,16 +1,22 @@
 // nbcog PredictionView: one prediction, live.
 //
-// Protocol (see nbcog/widget/view.py): while the prediction runs, Python sends custom
-// messages: {kind: "delta", seq, ...only what was added} at most ~20 per second, and
-// {kind: "full", state} when a view asks for it with {kind: "sync"} (every new view does,
-// so re-rendering an output recovers everything). Deltas with seq <= the view's seq are
-// already included in its state. When the prediction ends, the final state is written to
-// the model's traits (`done` becomes true) and every view redraws from them.
+// Protocol (see nbcog/widget/view.py): the model is created with the prediction's state so
+// far in its traits, labelled with `seq`. While the prediction runs, Python sends custom
+// messages {kind: "delta", seq, ...only what was added} at most ~20 per second; when the
+// prediction ends, the final state is written to the traits (`done` becomes true) and every
+// view redraws from them.
 //
-// The sync request is repeated until the full state arrives: the kernel may drop a comm
-// message (ipykernel 7 routes it to the subshell of the widget's last message, and logs
-// "Unknown subshell_id" if JupyterLab has closed that subshell; see context.py), and a view
-// must not stay blank because of one lost message.
+// Deltas are folded per *model*, not per view: anywidget's `initialize` hook runs once per
+// model, before any view, and anywidget handles no message on the model's comm before it has
+// run. The store it makes starts from the traits and applies every delta from then on, and
+// views draw from the store, so nothing has to be asked of the kernel to start drawing. That
+// matters: the cell that displayed the view (`%cog predict`) is usually still running, and the
+// kernel answers no comm message until it ends.
+//
+// A model restored after a page reload starts from older traits. It asks for the full state
+// once ({kind: "sync"}, answered with {kind: "full", state}); a gap in the delta numbers stops
+// it applying deltas until a full state arrives, asked for again every SYNC_RETRY_MS (the
+// kernel may drop a comm message: see context.py).
 
 const SYNC_RETRY_MS = 1000;
 
@@ -28,10 +34,82 @@ function blank() {
   };
 }
 
+// A copy: the store folds deltas into its state, never into the model's attributes.
 function fromModel(model) {
   const state = blank();
-  for (const key of STATE_KEYS) state[key] = model.get(key);
+  for (const key of STATE_KEYS) state[key] = structuredClone(model.get(key));
   return state;
+}
+
+// Fold one delta into a state; views then draw only the delta.
+function fold(state, d) {
+  if (d.output_text) state.output_text += d.output_text;
+  if (d.output_items) state.output_items.push(...d.output_items);
+  if (d.logs) state.logs += d.logs;
+  if (d.metrics) Object.assign(state.metrics, d.metrics);
+  for (const key of d.metrics_deleted || []) delete state.metrics[key];
+  if (d.metric_modes) Object.assign(state.metric_modes, d.metric_modes);
+  if (d.timeline) state.timeline.push(...d.timeline);
+  if (d.notices) state.notices.push(...d.notices);
+  if (d.status !== undefined) {
+    state.status = d.status;
+    state.error = d.error;
+    state.traceback = d.traceback;
+  }
+}
+
+// One model's state from its creation on; each view subscribes with {full(), delta(d)}.
+function createStore(model) {
+  const views = new Set();
+  const store = { state: fromModel(model), seq: model.get("seq"), views };
+  let live = true; // `state` is the prediction's at `seq`: delta seq + 1 applies to it
+  let retry = null;
+
+  function resync() {
+    retry = null;
+    if (live || model.get("done")) return;
+    model.send({ kind: "sync" });
+    retry = setTimeout(resync, SYNC_RETRY_MS);
+  }
+
+  function onCustom(msg) {
+    if (model.get("done")) return; // the final traits hold everything
+    if (msg.kind === "full") {
+      store.state = Object.assign(blank(), msg.state);
+      store.seq = msg.state.seq;
+      live = true;
+      for (const view of views) view.full();
+    } else if (msg.kind === "delta" && msg.seq > store.seq) {
+      if (live && msg.seq === store.seq + 1) {
+        store.seq = msg.seq;
+        fold(store.state, msg);
+        for (const view of views) view.delta(msg);
+      } else if (live) {
+        live = false; // one is missing: wait for a full state
+        resync();
+      }
+    }
+  }
+
+  function onDone() {
+    if (!model.get("done")) return;
+    store.state = fromModel(model);
+    live = true;
+    for (const view of views) view.full();
+  }
+
+  model.on("msg:custom", onCustom);
+  model.on("change:done", onDone);
+  // Traits restored after a page reload may be old. Asked once: answered at once when the
+  // kernel is idle, else when the cell ends (by then the prediction is usually done, and the
+  // kernel sends nothing).
+  if (!model.get("done")) model.send({ kind: "sync" });
+  store.dispose = () => {
+    clearTimeout(retry);
+    model.off("msg:custom", onCustom);
+    model.off("change:done", onDone);
+  };
+  return store;
 }
 
 function h(tag, cls, text) {
@@ -99,7 +177,7 @@ function itemNode(item) {
   return box;
 }
 
-function render({ model, el }) {
+function render(model, el, store) {
   el.classList.add("nbcog-view");
   const header = h("div", "nbcog-header");
   const badge = h("span", "nbcog-status");
@@ -136,9 +214,7 @@ function render({ model, el }) {
 
   el.replaceChildren(header, notices, text, items, errorBox, logsBox, metricsBox, timelineBox, curlBox);
 
-  let state = blank();
-  let seq = 0;
-  let synced = false;
+  let state = store.state;
 
   function paintStatus() {
     badge.textContent = state.status;
@@ -196,41 +272,21 @@ function render({ model, el }) {
     paintStatus();
   }
 
-  function applyDelta(d) {
+  // Draw a delta the store has just folded into `state`: append, never redraw everything.
+  function drawDelta(d) {
     if (d.output_text) {
-      state.output_text += d.output_text;
       text.hidden = false;
       appendFollowing(text, d.output_text);
     }
-    if (d.output_items) {
-      state.output_items.push(...d.output_items);
-      items.append(...d.output_items.map(itemNode));
-    }
+    if (d.output_items) items.append(...d.output_items.map(itemNode));
     if (d.logs) {
-      state.logs += d.logs;
       logsBox.hidden = false;
       appendFollowing(logs, d.logs);
     }
-    if (d.metrics || d.metric_modes) {
-      Object.assign(state.metrics, d.metrics || {});
-      for (const key of d.metrics_deleted || []) delete state.metrics[key];
-      Object.assign(state.metric_modes, d.metric_modes || {});
-      paintMetrics();
-    }
-    if (d.timeline) {
-      state.timeline.push(...d.timeline);
-      addTimeline(d.timeline);
-    }
-    if (d.notices) {
-      state.notices.push(...d.notices);
-      paintNotices();
-    }
-    if (d.status !== undefined) {
-      state.status = d.status;
-      state.error = d.error;
-      state.traceback = d.traceback;
-      paintStatus();
-    }
+    if (d.metrics || d.metric_modes) paintMetrics();
+    if (d.timeline) addTimeline(d.timeline);
+    if (d.notices) paintNotices();
+    if (d.status !== undefined) paintStatus();
   }
 
   function tick() {
@@ -238,33 +294,6 @@ function render({ model, el }) {
     const completed = model.get("completed_ms");
     const end = completed ?? (TERMINAL.has(state.status) ? null : Date.now());
     elapsed.textContent = end === null ? "" : formatSeconds(end - created);
-  }
-
-  function onCustom(msg) {
-    if (msg.kind === "full") {
-      state = Object.assign(blank(), msg.state);
-      seq = msg.state.seq;
-      synced = true;
-      paintAll();
-    } else if (msg.kind === "delta" && synced && msg.seq > seq) {
-      seq = msg.seq;
-      applyDelta(msg);
-    }
-  }
-
-  let syncTimer = null;
-  function requestSync() {
-    syncTimer = null;
-    if (synced || model.get("done")) return;
-    model.send({ kind: "sync" });
-    syncTimer = setTimeout(requestSync, SYNC_RETRY_MS);
-  }
-
-  function onDone() {
-    if (!model.get("done")) return;
-    state = fromModel(model);
-    synced = true;
-    paintAll();
   }
 
   cancel.addEventListener("click", () => model.send({ kind: "cancel" }));
@@ -279,20 +308,32 @@ function render({ model, el }) {
     setTimeout(() => { copy.textContent = "Copy as curl"; }, 1500);
   });
 
-  model.on("msg:custom", onCustom);
-  model.on("change:done", onDone);
-  if (model.get("done")) onDone();
-  else {
-    paintAll();
-    requestSync();
-  }
+  const subscriber = {
+    full() {
+      state = store.state;
+      paintAll();
+    },
+    delta: drawDelta,
+  };
+  store.views.add(subscriber);
+  paintAll();
   const timer = setInterval(tick, 250);
   return () => {
     clearInterval(timer);
-    clearTimeout(syncTimer);
-    model.off("msg:custom", onCustom);
-    model.off("change:done", onDone);
+    store.views.delete(subscriber);
   };
 }
 
-export default { render };
+// A factory: anywidget calls it once per model, so each model has its own store.
+export default () => {
+  let store = null;
+  return {
+    initialize({ model }) {
+      store = createStore(model);
+      return () => store.dispose();
+    },
+    render({ model, el }) {
+      return render(model, el, store);
+    },
+  };
+};

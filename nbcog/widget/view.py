@@ -7,9 +7,12 @@ cancel-on-disconnect (only ``PredictionService.subscribe_http`` does).
 Cost (issue 5): events are folded into a ``ViewState`` as they arrive; a timer on the serving
 loop sends what was added since the last send, as one anywidget custom message, at most every
 ``FLUSH_INTERVAL`` seconds. Bytes to the frontend therefore grow linearly with the output. The
-final state is written to the synced traits once, when the prediction ends, so a view rendered
-later (or a saved notebook with widget state) shows everything; a view rendered mid-stream asks
-for the full state (``{"kind": "sync"}``) and applies the deltas after it.
+model opens with the state folded so far in its synced traits (labelled ``seq``), and the final
+state is written to them once, when the prediction ends. The frontend folds deltas into one
+store per model from its creation on (``view.js``), so a view displayed by a cell that is still
+running (``%cog predict``) draws live without asking the kernel anything: the kernel answers no
+comm message while that cell runs. Only a model restored later (a page reload) asks for the
+full state (``{"kind": "sync"}``) and applies the deltas after it.
 
 Threads: build, close and read a view on the serving loop's thread (a notebook cell runs
 there). Messages from the frontend may arrive on another thread; they are handed to the loop
@@ -83,8 +86,8 @@ class PredictionView(anywidget.AnyWidget):
         base_url: the server's URL, for "copy as curl".
         queue_capacity: the broadcaster queue bound for this subscriber.
 
-    The synced traits hold the final state; until ``done`` they keep their initial values and
-    the frontend is fed with deltas.
+    The synced traits hold the state at creation, then the final state; in between the
+    frontend is fed with deltas numbered after ``seq``.
     """
 
     _esm = (_ASSETS / "view.js").read_text()
@@ -108,6 +111,7 @@ class PredictionView(anywidget.AnyWidget):
     timeline_dropped = traitlets.Int(0).tag(sync=True)
     notices: traitlets.List[str] = traitlets.List().tag(sync=True)
     output_count = traitlets.Int(0).tag(sync=True)
+    seq = traitlets.Int(0).tag(sync=True)
 
     def __init__(
         self,
@@ -120,16 +124,7 @@ class PredictionView(anywidget.AnyWidget):
         entry = target if isinstance(target, InFlight) else None
         prediction = target.prediction if isinstance(target, InFlight) else target
         loop = service.loop
-        age = loop.time() - prediction.created_at
         training = prediction.kind == "training"
-        super().__init__(
-            prediction_id=prediction.id,
-            kind=prediction.kind,
-            created_ms=(time.time() - age) * 1000,
-            curl=curl_command(
-                base_url, prediction.input, streaming=service.streaming, training=training
-            ),
-        )
         self._context = CreationContext()
         self._service = service
         self._loop = loop
@@ -143,12 +138,29 @@ class PredictionView(anywidget.AnyWidget):
         self._last_flush = -math.inf
         self._done_callbacks: list[Callable[[PredictionView], None]] = []
         self._closed = False
-        self.on_msg(self._on_frontend_message)
+        # The model opens with the state so far (the frontend applies deltas from there on,
+        # with no round trip to the kernel): fold the replayed history before opening it.
         if entry is None:
             self._state.load(prediction, self._t())
-            self._flush()
         else:
             self._subscribe(replay=True)
+            self._fold()
+        self._state.take_delta()  # already in the traits below
+        self._state.needs_full = False
+        age = loop.time() - prediction.created_at
+        created_ms = (time.time() - age) * 1000
+        super().__init__(
+            prediction_id=prediction.id,
+            kind=prediction.kind,
+            created_ms=created_ms,
+            curl=curl_command(
+                base_url, prediction.input, streaming=service.streaming, training=training
+            ),
+            **self._traits_now(created_ms),
+        )
+        self.on_msg(self._on_frontend_message)
+        if self.done:
+            self._close_subscription()
 
     # -- public API ----------------------------------------------------------------------
 
@@ -217,6 +229,11 @@ class PredictionView(anywidget.AnyWidget):
 
     def _drain(self) -> None:
         self._drain_scheduled = False
+        self._fold()
+        self._schedule_flush()
+
+    def _fold(self) -> None:
+        """Fold the events queued for this view into its state."""
         subscription = self._subscription
         if subscription is None or self._closed:
             return
@@ -230,7 +247,6 @@ class PredictionView(anywidget.AnyWidget):
                 self._state.set_traceback(self._traceback())
         if subscription.done and self._subscription is subscription:
             self._subscription = None
-        self._schedule_flush()
 
     def _traceback(self) -> str | None:
         finished = self._entry.finished if self._entry is not None else None
@@ -293,17 +309,23 @@ class PredictionView(anywidget.AnyWidget):
         self._state.needs_full = False
         self.send({"kind": "full", "state": self._state.full()})
 
+    def _traits_now(self, created_ms: float) -> dict[str, Any]:
+        """The state folded so far as trait values (``done`` last: the frontend redraws on it)."""
+        full = self._state.full()
+        traits = {name: full[name] for name in FINAL_TRAITS}
+        predict_time = self._prediction.predict_time
+        if self._state.done and predict_time is not None:
+            traits["completed_ms"] = created_ms + predict_time * 1000
+        traits["seq"] = full["seq"]
+        traits["done"] = self._state.done
+        return traits
+
     def _publish_final(self) -> None:
         if self.done:
             return
-        full = self._state.full()
-        predict_time = self._prediction.predict_time
         with self.hold_sync():
-            for name in FINAL_TRAITS:
-                setattr(self, name, full[name])
-            if predict_time is not None:
-                self.completed_ms = self.created_ms + predict_time * 1000
-            self.done = True
+            for name, value in self._traits_now(self.created_ms).items():
+                setattr(self, name, value)
         self._close_subscription()
         callbacks, self._done_callbacks = self._done_callbacks, []
         for callback in callbacks:
