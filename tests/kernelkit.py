@@ -52,6 +52,8 @@ class Cell:
     stdout: str = ""
     stderr: str = ""
     displays: list[dict[str, Any]] = field(default_factory=list)
+    results: list[dict[str, Any]] = field(default_factory=list)  # execute_result: Out[n]
+    updates: list[dict[str, Any]] = field(default_factory=list)  # update_display_data
     error: dict[str, Any] | None = None
     traceback: list[str] = field(default_factory=list)
     """The error's ``traceback`` lines, as the notebook shows them (ANSI colours included)."""
@@ -138,6 +140,10 @@ class Kernel:
                 cell.stderr += content["text"]
         elif kind in ("display_data", "execute_result"):
             cell.displays.append(content["data"])
+            if kind == "execute_result":
+                cell.results.append(content["data"])
+        elif kind == "update_display_data":
+            cell.updates.append(content["data"])
         elif kind == "error":
             cell.error = {"ename": content["ename"], "evalue": content["evalue"]}
             cell.traceback = content["traceback"]

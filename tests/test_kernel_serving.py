@@ -112,7 +112,7 @@ def test_outside_clients_and_sse_flow_while_a_cell_runs_cog_predict(kernel, tmp_
     define(kernel, tmp_path, STREAMER)
     url = serve(kernel)
     wait_ready(url)
-    cell = kernel.submit("%cog predict -i text=inside -i gates=1 -i tag=cell")
+    cell = kernel.submit("%cog predict --plain -i text=inside -i gates=1 -i tag=cell")
     kernel.wait_for_text(cell, "run cell")  # the predictor's log, shown live in the cell
     queued = kernel.submit("print('queued cell ran')")  # must run after, not vanish
     health = requests.get(url + "/health-check", timeout=10).json()
@@ -167,7 +167,7 @@ def test_cog_predict_in_thread_mode_shows_logs_and_output(kernel, tmp_path):
     """%cog predict against a --thread server blocks the cell, streams logs, shows the output."""
     define(kernel, tmp_path, ECHO)
     kernel.ok("%cog serve Predictor --port 0 --thread")
-    cell = kernel.ok("%cog predict -i text=hey -i times=2")
+    cell = kernel.ok("%cog predict --plain -i text=hey -i times=2")
     assert cell.stdout == "echoing hey\n"
     assert cell.displays[-1] == {"text/plain": "heyhey"}
 

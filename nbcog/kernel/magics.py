@@ -11,6 +11,7 @@ from __future__ import annotations
 import inspect
 import json
 import shlex
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -34,10 +35,11 @@ HELP = """\
     or file.py:Name. Returns at once; setup() runs on a thread and its progress is shown.
     Serving again (re-run the cell) reloads the new code on the same port and URL.
     Shows the live monitor of the server's predictions (HTTP ones included).
-%cog predict [-i key=value ...] [--port N]
-    Run a prediction like `cog predict`: local paths (or @path) for file inputs; a live
-    view shows output, logs and metrics, then the output is shown inline. Blocks the cell;
-    the server keeps answering meanwhile.
+%cog predict [-i key=value ...] [--port N] [--plain]
+    Run a prediction like `cog predict`: local paths (or @path) for file inputs. A live
+    view shows status, output, logs and metrics as they come (--plain: print the logs,
+    then show the output). Returns the output: `out = %cog predict ...`. Blocks the
+    cell; the server keeps answering meanwhile.
 %cog status    URL, health, predictions in flight and recent, event-loop lag;
     after a failed setup, its logs and traceback.
 %cog watch [--port N]
@@ -240,8 +242,13 @@ class CogMagics(Magics):
         help="an input; repeat for more (and for list inputs); @path or a local path for files",
     )
     @_port_argument()
-    def _predict(self, args: Any) -> None:
-        """Run a prediction on the served predictor and show its output inline."""
+    @argument(
+        "--plain",
+        action="store_true",
+        help="no live view: print the logs as they come, then show the output",
+    )
+    def _predict(self, args: Any) -> Any:
+        """Run a prediction on the served predictor, show it once, and return its output."""
         handle = self._handle(args.port)
         try:
             handle.wait_until_ready()
@@ -250,10 +257,35 @@ class CogMagics(Magics):
                 msg = f"setup of {handle.label} failed; `%cog status` shows its logs"
                 raise UsageError(msg)
             inputs = parse_inputs(args.input, input_schema(document))
-            result = handle.predict(show_view=True, **inputs)
+            plain = args.plain or not self._shows_widgets()
+            result = handle.predict(show_view=not plain, **inputs)
         except (CannotPredict, ValueError) as exc:
             raise UsageError(str(exc)) from None
-        display(result)
+        if plain:
+            display(result)
+        shown_once(result.output)
+        return result.output
+
+    def _shows_widgets(self) -> bool:
+        """A kernel (a notebook, not terminal IPython): its frontend may render the view."""
+        return getattr(self.shell, "kernel", None) is not None
+
+
+def shown_once(value: object) -> None:
+    """Keep IPython from echoing ``value`` as the cell's ``Out[n]``: it is on screen already.
+
+    ``out = %cog predict ...`` gets the output; a bare ``%cog predict`` would otherwise show
+    it a second time under its view. Only the display hook's next call is affected; IPython
+    puts its own hook back when the cell ends.
+    """
+    previous = sys.displayhook
+
+    def skip(result: object) -> None:
+        sys.displayhook = previous
+        if result is not value:
+            previous(result)
+
+    sys.displayhook = skip
 
 
 def _describe_or_fail(name: str, predictor: object) -> None:

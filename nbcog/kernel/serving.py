@@ -219,15 +219,18 @@ class ServerHandle:
         """Run a prediction and return its result, blocking until it ends.
 
         The server keeps serving outside clients meanwhile. Logs are printed as they come, or,
-        with ``show_view``, a live ``PredictionView`` shows the output, logs and metrics.
+        with ``show_view``, a live ``PredictionView`` shows the output, logs and metrics (and
+        nothing is printed: the view is where they are).
         Interrupting the kernel cancels this prediction (only) and raises KeyboardInterrupt.
 
         Raises:
             PredictionFailed: the prediction ended failed or canceled.
             CannotPredict: the server refused it (setup failed, busy, invalid input).
         """
-        sink = widgets.view_sink(self) if show_view else show
+        sink = widgets.ViewSink(self) if show_view else show
         result = block_on(self.loop, lambda emit: self._predict(inputs, emit), sink)
+        if isinstance(sink, widgets.ViewSink):
+            sink.settle()
         if result.status != "succeeded":
             raise PredictionFailed(result)
         return result

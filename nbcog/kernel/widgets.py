@@ -39,20 +39,33 @@ def show_monitor(handle: ServerHandle) -> ServerMonitor:
     return monitor
 
 
-def view_sink(handle: ServerHandle) -> Callable[[Event | str | InFlight], None]:
-    """A sink for ``run_prediction`` that shows a live ``PredictionView`` as well as the logs.
+class ViewSink:
+    """A sink for ``run_prediction`` that shows the prediction as a live ``PredictionView``.
 
-    Logs are still written to the cell's stdout/stderr, as ``cog predict`` does, so frontends
-    without widget support (and plain-text exports) show them too. When the prediction ends
-    the display is refreshed, so a saved notebook keeps a static rendering of the final state.
+    The view is the one place the prediction is shown: its output, logs, metrics and timeline
+    live there, so log events are not also written to the cell's stdout (notices such as
+    "cancelling ..." still go to stderr). When the prediction ends the display is updated with
+    the final view, whose ``text/html`` and ``text/plain`` forms keep it readable in a saved
+    notebook and in frontends without widgets.
     """
 
-    def sink(item: Event | str | InFlight) -> None:
+    def __init__(self, handle: ServerHandle) -> None:
+        self._handle = handle
+        self.view: PredictionView | None = None
+
+    def __call__(self, item: Event | str | InFlight) -> None:
+        """Show the view for a new prediction; show notices; drop log events."""
         if isinstance(item, InFlight):
+            handle = self._handle
             view = build(handle, lambda service: PredictionView(item, service, base_url=handle.url))
             shown: Any = display(view, display_id=True)
             view.on_done(lambda done: shown.update(done))
-        else:
+            self.view = view
+        elif isinstance(item, str):
             show(item)
 
-    return sink
+    def settle(self) -> None:
+        """Publish the final view before the cell ends (see ``PredictionView.settle``)."""
+        view = self.view
+        if view is not None:
+            self._handle._call(view.settle)

@@ -1,8 +1,10 @@
-"""Static HTML for saved notebooks: what a view or the monitor showed, without a kernel.
+"""What a view or the monitor showed, for frontends without the widget: HTML and plain text.
 
-The widget's ``text/html`` fallback. Frontends without the widget manager (nbviewer, GitHub,
-nbconvert, a notebook reopened without its kernel) render this instead of the live view.
-Only inline styles, since sanitisers strip ``<style>`` from untrusted outputs.
+The widget's ``text/html`` fallback: frontends without the widget manager (nbviewer, GitHub,
+nbconvert, a notebook reopened without its kernel) render it instead of the live view. Only
+inline styles, since sanitisers strip ``<style>`` from untrusted outputs. ``view_text`` is the
+``text/plain`` form, for terminals (``jupyter console``) and text exports: everything a person
+needs, once.
 """
 
 from __future__ import annotations
@@ -77,7 +79,7 @@ def view_html(meta: dict[str, Any], state: dict[str, Any]) -> str:
         parts.append(f'<pre style="{_PRE}">{_clip(state["output_text"])}</pre>')
     parts.extend(_item(item) for item in state["output_items"])
     if state["error"]:
-        parts.append(f'<pre style="{_PRE};color:#c62828">{escape(state["error"])}</pre>')
+        parts.append(f'<pre style="{_PRE};color:#c62828">{escape(error_line(state))}</pre>')
     rows = _metric_rows(state["metrics"], "", [])
     if rows:
         cells = "".join(
@@ -93,6 +95,30 @@ def view_html(meta: dict[str, Any], state: dict[str, Any]) -> str:
         )
     parts.append("</div>")
     return "".join(parts)
+
+
+def error_line(state: dict[str, Any]) -> str:
+    """How a failed prediction's error reads under its view (the one place that says it)."""
+    return state["error"]
+
+
+def view_text(meta: dict[str, Any], state: dict[str, Any]) -> str:
+    """A prediction view as plain text: status and time, output, files, error, logs."""
+    head = f"{meta['kind']} {meta['prediction_id']}: {state['status']}"
+    if meta.get("predict_time") is not None:
+        head += f" in {meta['predict_time']:.2f} s"
+    lines = [head]
+    lines.extend(f"! {notice}" for notice in state["notices"])
+    if state["output_text"]:
+        lines.append(state["output_text"][:STATIC_TEXT_LIMIT].rstrip("\n"))
+    for item in state["output_items"]:
+        lines.append(item["text"] if item["kind"] == "json" else f"file: {item['name']}")
+    if state["error"]:
+        lines.append(error_line(state))
+    if state["logs"]:
+        lines.append("logs:")
+        lines.extend(f"  {line}" for line in state["logs"][:STATIC_TEXT_LIMIT].splitlines())
+    return "\n".join(lines)
 
 
 def _clock(ms: float | None) -> str:

@@ -38,7 +38,7 @@ from nbcog.core.prediction import Prediction
 from nbcog.service import InFlight, PredictionService
 from nbcog.widget.context import CreationContext
 from nbcog.widget.curl import curl_command
-from nbcog.widget.render import view_html
+from nbcog.widget.render import view_html, view_text
 from nbcog.widget.state import ViewState
 
 FLUSH_INTERVAL = 0.05
@@ -180,12 +180,32 @@ class PredictionView(anywidget.AnyWidget):
 
     def static_html(self) -> str:
         """The current state as self-contained HTML (the saved-notebook fallback)."""
-        meta = {
+        return view_html(self._meta(), self._state.full())
+
+    def text(self) -> str:
+        """The current state as plain text (terminals, text exports): status, output, logs."""
+        return view_text(self._meta(), self._state.full())
+
+    def settle(self) -> None:
+        """Fold what is queued and, if the prediction has ended, publish the final state now.
+
+        A cell that waited for the prediction calls it before it ends, so the final display
+        belongs to the cell and no update arrives after it (nbclient would miss one).
+        """
+        if self._closed or self.done:
+            return
+        self._fold()
+        if self._state.done:
+            if self._flush_handle is not None:
+                self._flush_handle.cancel()
+            self._context.run(self._flush)
+
+    def _meta(self) -> dict[str, Any]:
+        return {
             "kind": self.kind,
             "prediction_id": self.prediction_id,
             "predict_time": self._prediction.predict_time,
         }
-        return view_html(meta, self._state.full())
 
     def close(self) -> None:
         """Stop following the prediction and close the widget (the prediction goes on)."""
@@ -201,8 +221,7 @@ class PredictionView(anywidget.AnyWidget):
         if bundle is None:
             return None
         data, metadata = bundle
-        plain = f"{self.kind} {self.prediction_id}: {self._state.status}"
-        return {**data, "text/plain": plain, "text/html": self.static_html()}, metadata
+        return {**data, "text/plain": self.text(), "text/html": self.static_html()}, metadata
 
     # -- following the broadcaster ---------------------------------------------------------
 
