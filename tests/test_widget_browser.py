@@ -5,46 +5,27 @@ A notebook serves a streaming predictor from the kernel with plain Python calls
 ``ServerMonitor``. The browser must show tokens while the prediction runs, then the final
 status, a log line and a metric; a prediction made over HTTP from outside the kernel must
 appear in the monitor and open on click; the saved notebook must keep a static rendering.
-A screenshot is saved to ``tests/artifacts/widget_browser.png``.
+A screenshot is saved to ``widget_browser.png`` in the test's temporary directory.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 
 import pytest
 import requests
+from browserkit import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    WAIT_MS,
+    jupyter_app,
+    notebook_json,
+    open_notebook,
+    require_browser,
+    save_notebook,
+)
 
 pytestmark = pytest.mark.slow
-
-REPO = Path(__file__).resolve().parent.parent
-ARTIFACTS = REPO / "tests" / "artifacts"
-CHROMIUM = "/usr/bin/chromium"
-PORTS = range(5270, 5290)
-TOKEN = "nbcog-widget-test"
-WAIT_MS = 90_000
-# As the machine notes say: without the background-networking flags chromium's connections
-# are refused by the closed network, many at a time.
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-dev-shm-usage",
-]
 
 PREDICTOR = """
 import time
@@ -84,125 +65,23 @@ view.on_done(handle.update)  # the saved notebook keeps the final static renderi
 ]
 
 
-def _notebook() -> dict:
-    def cell(source: str) -> dict:
-        return {
-            "cell_type": "code",
-            "execution_count": None,
-            "id": f"cell{abs(hash(source)) % 10**8}",
-            "metadata": {},
-            "outputs": [],
-            "source": source,
-        }
-
-    return {
-        "cells": [cell(source) for source in CELLS],
-        "metadata": {
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-
-
-def _free_port() -> int:
-    for port in PORTS:
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    pytest.fail(f"no free port in {PORTS}")
-
-
-def _wait_http(url: str, server: subprocess.Popen, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert server.poll() is None, "jupyter lab exited"
-        try:
-            if requests.get(url, timeout=2).status_code == 200:
-                return
-        except requests.ConnectionError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"jupyter lab did not answer at {url}")
-
-
-@contextmanager
-def jupyter_lab(root: Path, home: Path) -> Iterator[str]:
-    """JupyterLab on 127.0.0.1 serving ``root``, its config kept under ``home``."""
-    port = _free_port()
-    settings = home / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False})
-    )
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
-        "JUPYTER_CONFIG_DIR": str(home / "config"),
-        "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-        "JUPYTERLAB_SETTINGS_DIR": str(home / "settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(home / "workspaces"),
-    }
-    command = [
-        sys.executable,
-        "-m",
-        "jupyterlab",
-        "--no-browser",
-        "--ServerApp.ip=127.0.0.1",
-        f"--ServerApp.port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={TOKEN}",
-        f"--ServerApp.root_dir={root}",
-        "--ServerApp.allow_root=True",
-        "--LabApp.expose_app_in_browser=True",
-    ]
-    base = f"http://127.0.0.1:{port}"
-    with (home / "server.log").open("wb") as log:
-        server = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            _wait_http(f"{base}/api/status?token={TOKEN}", server)
-            yield base
-        finally:
-            server.send_signal(signal.SIGINT)  # jupyter shuts its kernels down on SIGINT x2
-            server.send_signal(signal.SIGINT)
-            try:
-                server.wait(30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait(10)
-
-
 def test_live_widget_in_jupyterlab(tmp_path):
     """Tokens appear live, then status, a log line and a metric; HTTP predictions show up too."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (scripts/test installs it)")
+    sync_api = require_browser()
     root = tmp_path / "notebooks"
     root.mkdir()
     (root / "predict.py").write_text(PREDICTOR)
-    (root / "widget.ipynb").write_text(json.dumps(_notebook()))
-    ARTIFACTS.mkdir(exist_ok=True)
+    (root / "widget.ipynb").write_text(json.dumps(notebook_json(CELLS)))
 
-    with jupyter_lab(root, tmp_path / "home") as base, sync_api.sync_playwright() as playwright:
+    with (
+        jupyter_app("lab", root, tmp_path / "home") as base,
+        sync_api.sync_playwright() as playwright,
+    ):
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1400})
         page.set_default_timeout(WAIT_MS)
         try:
-            page.goto(f"{base}/lab/tree/widget.ipynb?token={TOKEN}")
-            page.wait_for_function(
-                "() => window.jupyterapp?.shell.currentWidget?.sessionContext !== undefined"
-            )
-            page.evaluate(
-                """async () => {
-                    const panel = window.jupyterapp.shell.currentWidget;
-                    await panel.context.ready;
-                    await panel.sessionContext.ready;
-                    await window.jupyterapp.commands.execute('notebook:run-all-cells');
-                }"""
-            )
+            open_notebook(page, base, "lab", "widget.ipynb")
             view = page.locator(".nbcog-view").first
             # Live: tokens are on screen while the prediction is still processing.
             page.wait_for_function(
@@ -243,12 +122,9 @@ def test_live_widget_in_jupyterlab(tmp_path):
             text = opened.locator(".nbcog-output-text").inner_text()
             assert text.strip() == "token0 token1 token2"
 
-            page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
-            page.wait_for_function(
-                "() => !window.jupyterapp.shell.currentWidget.context.model.dirty"
-            )
+            save_notebook(page)
         finally:
-            page.screenshot(path=str(ARTIFACTS / "widget_browser.png"), full_page=True)
+            page.screenshot(path=str(tmp_path / "widget_browser.png"), full_page=True)
             browser.close()
 
     saved = json.loads((root / "widget.ipynb").read_text())
