@@ -56,12 +56,18 @@ def text(cell: Any) -> str:
 
 
 def images(cell: Any) -> list[Image.Image]:
-    """The PNG images a cell displayed, decoded."""
-    return [
-        Image.open(io.BytesIO(base64.b64decode(output.data["image/png"])))
-        for output in cell.outputs
-        if output.output_type in ("display_data", "execute_result") and "image/png" in output.data
-    ]
+    """The PNG images a cell displayed, decoded: image/png outputs, or inline in a view's HTML."""
+    found = []
+    for output in cell.outputs:
+        if output.output_type not in ("display_data", "execute_result"):
+            continue
+        if "image/png" in output.data:
+            found.append(output.data["image/png"])
+        else:
+            found += re.findall(
+                r'<img src="data:image/png;base64,([^"]+)"', output.data.get("text/html", "")
+            )
+    return [Image.open(io.BytesIO(base64.b64decode(data))) for data in found]
 
 
 class NotebookRun:
