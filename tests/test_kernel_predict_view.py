@@ -92,3 +92,30 @@ def test_plain_prints_logs_then_shows_the_output_once(kernel):
 def test_predict_help_lists_plain(kernel):
     """`%cog predict --help` documents --plain."""
     assert "--plain" in kernel.ok("%cog predict --help").stdout
+
+
+def test_monitor_says_when_its_server_reloads_or_stops(kernel):
+    """Serving again greys the old code's rows and follows the new code; %cog stop freezes it."""
+    kernel.ok(ECHO)
+    url = serve(kernel)
+    kernel.ok("import nbcog\nmonitor = nbcog.kernel.serving.servers()[-1].watch()")
+    kernel.ok("%cog predict -i text=old")
+    assert kernel.value("monitor.list.notice") == ""
+    kernel.ok(ECHO.replace("return text * times", "return text.upper()"))
+    port = url.rsplit(":", 1)[1]
+    assert "reloaded" in kernel.ok(f"%cog serve Predictor --port {port}").stdout
+    kernel.ok("%cog predict -i text=new")
+    notice = kernel.value("monitor.list.notice")
+    assert notice.startswith("Reloaded at ") and notice.endswith(
+        "greyed rows ran the previous code."
+    )
+    rows = kernel.value("[(r['status'], r['previous']) for r in monitor.list.rows]")
+    assert rows == [["succeeded", False], ["succeeded", True]]  # newest first: the new code's
+    plain = kernel.value("monitor._repr_mimebundle_()[0]['text/plain']")
+    assert plain == f"nbcog monitor: 2 predictions ({notice})"
+    kernel.ok("%cog stop")
+    assert kernel.value("monitor.list.stopped") is True
+    notice = kernel.value("monitor.list.notice")
+    assert notice.startswith("Server stopped at ")
+    assert notice.endswith("it serves no more predictions.")
+    assert "Server stopped at " in kernel.value("monitor._repr_mimebundle_()[0]['text/html']")

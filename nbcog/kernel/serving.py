@@ -180,7 +180,13 @@ class ServerHandle:
 
     def reload(self, predictor: object, label: str | None = None) -> list[str]:
         """Serve ``predictor`` on the same port and URL; returns the cancelled predictions' ids."""
-        cancelled = self._call(lambda: self._server.reload(predictor))
+
+        def reload() -> list[str]:
+            cancelled = self._server.reload(predictor)
+            widgets.server_reloaded(self, self._service())
+            return cancelled
+
+        cancelled = self._call(reload)
         self.label = label or label_of(predictor)
         self.reloads += 1
         return cancelled
@@ -196,6 +202,7 @@ class ServerHandle:
         def stop() -> None:
             self._lag.stop()
             self._server.stop()
+            widgets.server_stopped(self)
 
         if self._runner is not None:
             self._runner.call(stop)

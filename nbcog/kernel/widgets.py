@@ -32,11 +32,28 @@ def build(handle: ServerHandle, make: Callable[[PredictionService], W]) -> W:
     return handle._call(lambda: context.run(make, service))
 
 
+_monitors: dict[int, list[ServerMonitor]] = {}
+"""The monitors shown for each server handle (by ``id``), told when it reloads or stops."""
+
+
 def show_monitor(handle: ServerHandle) -> ServerMonitor:
     """Display the live list of every prediction of ``handle``'s server (HTTP ones too)."""
     monitor = build(handle, lambda service: ServerMonitor(service, base_url=handle.url))
+    _monitors.setdefault(id(handle), []).append(monitor)
     display(monitor)
     return monitor
+
+
+def server_reloaded(handle: ServerHandle, service: PredictionService) -> None:
+    """Make ``handle``'s monitors follow the reloaded code's ``service`` (serving loop only)."""
+    for monitor in _monitors.get(id(handle), []):
+        monitor.server_reloaded(service)
+
+
+def server_stopped(handle: ServerHandle) -> None:
+    """Tell ``handle``'s monitors that the server is gone (serving loop only)."""
+    for monitor in _monitors.pop(id(handle), []):
+        monitor.server_stopped()
 
 
 class ViewSink:

@@ -1,6 +1,8 @@
 // nbcog ServerMonitor list: every prediction of the service, newest first; a click opens it.
 // Rows are small and change only when a prediction is created, starts or ends, so the whole
-// list is a synced trait; elapsed times tick here, in the browser.
+// list is a synced trait; elapsed times tick here, in the browser. `notice` says that the
+// server was stopped (the list is frozen, greyed) or reloaded (rows of the previous code are
+// greyed); the title says "stopped" too, so no one mistakes old rows for live ones.
 
 const TERMINAL = new Set(["succeeded", "failed", "canceled"]);
 
@@ -29,20 +31,26 @@ function render({ model, el }) {
   const body = h("tbody");
   table.append(head, body);
   const empty = h("div", "nbcog-monitor-empty", "No predictions yet.");
-  el.replaceChildren(title, table, empty);
+  const notice = h("div", "nbcog-notice nbcog-monitor-notice");
+  el.replaceChildren(title, notice, table, empty);
 
   const clocks = [];
 
   function paint() {
     const rows = model.get("rows");
     const selected = model.get("selected");
-    title.textContent = model.get("title");
+    const stopped = model.get("stopped");
+    title.textContent = model.get("title") + (stopped ? " (stopped)" : "");
+    notice.textContent = model.get("notice") ? `⚠ ${model.get("notice")}` : "";
+    notice.hidden = !model.get("notice");
+    el.classList.toggle("nbcog-stopped", stopped);
     empty.hidden = rows.length > 0;
     clocks.length = 0;
     body.replaceChildren(...rows.map((row) => {
       const tr = h("tr");
       tr.dataset.id = row.id;
       if (row.id === selected) tr.classList.add("nbcog-selected");
+      if (row.previous) tr.classList.add("nbcog-previous");
       const badge = h("span", "nbcog-status", row.status);
       badge.dataset.status = row.status;
       const status = h("td");
@@ -71,6 +79,7 @@ function render({ model, el }) {
   model.on("change:rows", paint);
   model.on("change:selected", paint);
   model.on("change:title", paint);
+  model.on("change:notice", paint);
   paint();
   const timer = setInterval(tick, 500);
   return () => {
@@ -78,6 +87,7 @@ function render({ model, el }) {
     model.off("change:rows", paint);
     model.off("change:selected", paint);
     model.off("change:title", paint);
+    model.off("change:notice", paint);
   };
 }
 

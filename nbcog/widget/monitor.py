@@ -5,6 +5,10 @@ HTTP from outside the kernel appear as well as those made in the notebook. The l
 synced trait, refreshed at most every ``FLUSH_INTERVAL`` on creates and ends (and twice a second
 while something runs, to catch ``starting`` -> ``processing``). Opening a row shows a
 ``PredictionView`` under the list. Build and close it on the serving loop's thread.
+
+A monitor must not look live when its server is gone: ``server_stopped`` freezes it with a
+notice, and ``server_reloaded`` makes it follow the new code's service, greying the rows of the
+previous code (the kernel calls them from ``%cog stop`` and from serving again).
 """
 
 from __future__ import annotations
@@ -34,6 +38,14 @@ INPUT_PREVIEW = 60
 _ASSETS = Path(__file__).parent
 
 
+def _nothing() -> None:
+    """The listener remover of a monitor whose server has stopped."""
+
+
+def _now() -> str:
+    return time.strftime("%H:%M:%S")
+
+
 def _preview(values: dict[str, Any]) -> str:
     text = json.dumps(values, default=str, ensure_ascii=False)
     return text if len(text) <= INPUT_PREVIEW else text[: INPUT_PREVIEW - 1] + "…"
@@ -48,6 +60,9 @@ class PredictionList(anywidget.AnyWidget):
     title = traitlets.Unicode("").tag(sync=True)
     rows: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True)
     selected = traitlets.Unicode("").tag(sync=True)
+    notice = traitlets.Unicode("").tag(sync=True)
+    """What happened to the server: "" while it serves, else a sentence (stopped, reloaded)."""
+    stopped = traitlets.Bool(False).tag(sync=True)
 
 
 class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
@@ -74,6 +89,7 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
             entry.prediction.id: entry for entry in service.inflight()
         }
         self._created_ms: dict[str, float] = {}
+        self._previous: dict[str, Prediction] = {}  # the rows of code before a reload
         self.view: PredictionView | None = None
         self._refresh_handle: Any = None
         self._poll_handle: Any = None
@@ -101,6 +117,33 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
         self.list.selected = prediction_id
         return self.view
 
+    def server_reloaded(self, service: PredictionService) -> None:
+        """Follow ``service``, the reloaded code's; keep the previous code's rows, greyed."""
+        if self._closed:
+            return
+        self._remove_listener()
+        self._previous.update(self._predictions())
+        self._service = service
+        self._entries = {entry.prediction.id: entry for entry in service.inflight()}
+        self._remove_listener = service.add_listener(self._on_prediction)
+        note = f"Reloaded at {_now()}: greyed rows ran the previous code."
+        self._context.run(self._set_notice, note, False)
+
+    def server_stopped(self) -> None:
+        """Freeze the list: the server serves nothing more; say so (the rows stay)."""
+        if self._closed:
+            return
+        self._remove_listener()
+        self._remove_listener = _nothing
+        note = f"Server stopped at {_now()}: it serves no more predictions."
+        self._context.run(self._set_notice, note, True)
+
+    def _set_notice(self, note: str, stopped: bool) -> None:
+        with self.list.hold_sync():
+            self.list.notice = note
+            self.list.stopped = stopped
+        self._refresh()
+
     def close(self) -> None:
         """Stop watching (predictions go on) and close the list and any open view."""
         self._closed = True
@@ -120,7 +163,10 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
             return None
         data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})
         text = f"nbcog monitor: {len(self.list.rows)} predictions"
-        return {**data, "text/plain": text, "text/html": monitor_html(self.list.rows)}, metadata
+        if self.list.notice:
+            text += f" ({self.list.notice})"
+        html = monitor_html(self.list.rows, self.list.notice)
+        return {**data, "text/plain": text, "text/html": html}, metadata
 
     # -- keeping the rows current ------------------------------------------------------------
 
@@ -143,16 +189,22 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
         if self._closed:
             return
         self._last_refresh = self._loop.time()
-        predictions = {p.id: p for p in self._service.recent}
-        predictions.update((i, e.prediction) for i, e in self._entries.items())
+        predictions = {**self._previous, **self._predictions()}
         newest = sorted(predictions.values(), key=lambda p: p.created_at, reverse=True)
         newest = newest[: self._limit]
         kept = {p.id for p in newest}
         self._entries = {i: e for i, e in self._entries.items() if i in kept}
         self._created_ms = {i: ms for i, ms in self._created_ms.items() if i in kept}
+        self._previous = {i: p for i, p in self._previous.items() if i in kept}
         self.list.rows = [self._row(p) for p in newest]
         if self._poll_handle is None and any(not p.is_terminal for p in newest):
             self._poll_handle = self._loop.call_later(POLL_INTERVAL, self._context.run, self._poll)
+
+    def _predictions(self) -> dict[str, Prediction]:
+        """The current service's predictions: its recent ones and those this monitor saw."""
+        predictions = {p.id: p for p in self._service.recent}
+        predictions.update((i, e.prediction) for i, e in self._entries.items())
+        return predictions
 
     def _row(self, prediction: Prediction) -> dict[str, Any]:
         created = self._created_ms.get(prediction.id)
@@ -167,6 +219,7 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
             "created_ms": created,
             "completed_ms": None if predict_time is None else created + predict_time * 1000,
             "input": _preview(prediction.input),
+            "previous": prediction.id in self._previous,
         }
 
     def _on_frontend_message(self, _widget: object, content: Any, _buffers: object) -> None:

@@ -127,15 +127,16 @@ def _clock(ms: float | None) -> str:
     return datetime.fromtimestamp(ms / 1000, timezone.utc).strftime("%H:%M:%S UTC")
 
 
-def monitor_html(rows: list[dict[str, Any]]) -> str:
-    """The monitor's table of predictions, newest first."""
+def monitor_html(rows: list[dict[str, Any]], notice: str = "") -> str:
+    """The monitor's table of predictions, newest first, under what happened to the server."""
     body = "".join(
         f"<tr><td><code>{escape(row['id'])}</code></td><td>{badge(row['status'])}</td>"
         f"<td>{escape(row['kind'])}</td><td>{_clock(row['created_ms'])}</td>"
         f"<td>{escape(row['input'])}</td></tr>"
         for row in rows
     )
+    banner = f'<div style="color:#8a4b00">⚠ {escape(notice)}</div>' if notice else ""
     return (
-        "<table><tr><th>id</th><th>status</th><th>kind</th><th>created</th><th>input</th></tr>"
-        f"{body}</table>"
+        f"{banner}<table><tr><th>id</th><th>status</th><th>kind</th><th>created</th>"
+        f"<th>input</th></tr>{body}</table>"
     )
