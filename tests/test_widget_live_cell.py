@@ -71,10 +71,10 @@ FINISHED = """(index) => {
     return /\\[\\d+\\]/.test(prompt) && status === 'succeeded';
 }"""
 
-PARTIAL = f"""(index) => {{
+PARTIAL = f"""([index, token]) => {{
     const cell = window.jupyterapp.shell.currentWidget.content.widgets[index].node;
     const text = cell.querySelector('.nbcog-view .nbcog-output-text')?.textContent ?? '';
-    return text.includes('token3 ') && !text.includes({LAST!r});
+    return text.includes(token) && !text.includes({LAST!r});
 }}"""
 
 
@@ -83,12 +83,14 @@ def cells(mode: str) -> list[str]:
     return [DEFINE, f"%cog serve Slow --port 0{mode}", f"%cog predict -i n={TOKENS}"]
 
 
-def run_live_prediction(page: Any, base: str, app: str, shots: Path) -> list[dict[str, Any]]:
+def run_live_prediction(
+    page: Any, base: str, app: str, shots: Path, mid_token: int = 3
+) -> list[dict[str, Any]]:
     """Run the notebook; screenshot the cell mid-run and finished; return the page's samples."""
     open_notebook(page, base, app, "live.ipynb")
     page.evaluate(SAMPLER, PREDICT_CELL)
     cell = page.locator(".jp-Notebook .jp-Cell").nth(PREDICT_CELL)
-    page.wait_for_function(PARTIAL, arg=PREDICT_CELL)
+    page.wait_for_function(PARTIAL, arg=[PREDICT_CELL, f"token{mid_token} "])
     cell.screenshot(path=str(shots / "streaming-mid-run.png"))
     page.wait_for_function(FINISHED, arg=PREDICT_CELL)
     page.locator(".nbcog-view .nbcog-elapsed").first.wait_for()
