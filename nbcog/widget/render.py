@@ -99,7 +99,7 @@ def view_html(meta: dict[str, Any], state: dict[str, Any]) -> str:
 
 def error_line(state: dict[str, Any]) -> str:
     """How a failed prediction's error reads under its view (the one place that says it)."""
-    return state["error"]
+    return str(state["error"])
 
 
 def view_text(meta: dict[str, Any], state: dict[str, Any]) -> str:
