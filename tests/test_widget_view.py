@@ -466,13 +466,15 @@ def test_copy_as_curl_is_the_equivalent_request(tmp_path):
 
 
 def test_saved_notebook_gets_a_static_rendering(tmp_path):
-    """The display bundle carries the live view and a text/html rendering of the final state."""
+    """The display bundle carries the live view, and text/html and text/plain renderings."""
     with serve_file(tmp_path, STREAM) as running:
         view = _start_view(running, {"n": 3})
         _wait_done(running, view)
         data, _ = on_loop(running, view._repr_mimebundle_)
     assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == view.model_id
-    assert data["text/plain"] == f"prediction {view.prediction_id}: succeeded"
+    head, *rest = data["text/plain"].splitlines()  # what a terminal or text export shows
+    assert head.startswith(f"prediction {view.prediction_id}: succeeded in ")
+    assert rest == ["t0 t1 t2 ", "logs:", "  warming up", "  done generating"]
     html = data["text/html"]
     assert "t0 t1 t2 " in html
     assert ">succeeded</span>" in html
