@@ -6,12 +6,15 @@ records, every 50 ms, what the cell's view shows and whether the cell is still r
 test fails unless some sample, taken while the cell still ran, shows some tokens but not yet the
 last: the view must draw as the tokens come, with no answer from the busy kernel. Afterwards the
 output text and a log line each appear exactly once in the cell's output area (visible text),
-and the saved notebook keeps the final text once. JupyterLab and Notebook 7 alike.
+and the saved notebook keeps the final text once. JupyterLab and Notebook 7 alike. A page
+reloaded mid-stream (its model restored from the kernel) gets the state so far, then the rest.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -138,3 +141,57 @@ def test_cog_predict_streams_live_in_its_running_cell(tmp_path, app, mode):
     assert len(saved) == 1, saved  # the view's display, replaced by its final state
     plain = "".join(saved[0]["data"]["text/plain"])
     assert plain.count(LAST.strip()) == 1 and plain.count("loading the model") == 1
+
+
+RELOADED = f"""\
+import nbcog
+from nbcog.service import CreateRequest, Mode
+from nbcog.widget import PredictionView
+handle = nbcog.kernel.serving.servers()[-1]
+service = handle._service()
+entry = service.create(CreateRequest(input={{"n": {2 * TOKENS}}}), mode=Mode.ASYNC)
+PredictionView(entry, service, base_url=handle.url)"""
+
+OUTPUT_TEXT = "() => document.querySelector('.nbcog-view .nbcog-output-text')?.textContent ?? ''"
+
+
+def test_reloaded_page_recovers_a_running_view(tmp_path):
+    """After a page reload mid-stream, the view shows everything so far, then the rest, once."""
+    sync_api = require_browser()
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    notebook = notebook_json([DEFINE, "%cog serve Slow --port 0", RELOADED])
+    (root / "live.ipynb").write_text(json.dumps(notebook))
+    with (
+        jupyter_app("lab", root, tmp_path / "home") as base,
+        sync_playwright_page(sync_api) as page,
+    ):
+        open_notebook(page, base, "lab", "live.ipynb")  # the cell returns: the kernel is idle
+        page.wait_for_function(f"() => ({OUTPUT_TEXT})().includes('token5 ')")
+        save_notebook(page)
+        page.reload()
+        # The restored model asks for the full state: tokens from before the reload are back
+        # while the prediction still runs.
+        page.wait_for_function(
+            f"""() => {{
+                const text = ({OUTPUT_TEXT})();
+                const status = document.querySelector('.nbcog-view .nbcog-status')?.textContent;
+                return status === 'processing' && text.startsWith('token0 token1 ');
+            }}"""
+        )
+        page.wait_for_selector(".nbcog-view .nbcog-status[data-status=succeeded]")
+        text = page.evaluate(OUTPUT_TEXT)
+    assert text == "".join(f"token{i} " for i in range(2 * TOKENS))  # no token lost or doubled
+
+
+@contextmanager
+def sync_playwright_page(sync_api: Any) -> Iterator[Any]:
+    """A chromium page (Playwright), closed afterwards."""
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1100, "height": 1300})
+        page.set_default_timeout(WAIT_MS)
+        try:
+            yield page
+        finally:
+            browser.close()
