@@ -119,3 +119,18 @@ def test_monitor_says_when_its_server_reloads_or_stops(kernel):
     assert notice.startswith("Server stopped at ")
     assert notice.endswith("it serves no more predictions.")
     assert "Server stopped at " in kernel.value("monitor._repr_mimebundle_()[0]['text/html']")
+
+
+def test_handle_predict_with_a_view_shows_it_once(kernel):
+    """handle.predict(show_view=True) ending a cell: its view only, no Out[n]; result returned."""
+    kernel.ok(STREAM)
+    serve(kernel)
+    kernel.ok("import nbcog\nhandle = nbcog.kernel.serving.servers()[-1]")
+    cell = kernel.ok("handle.predict(show_view=True, n=2)")
+    assert cell.stdout == ""
+    assert cell.results == []
+    assert len(cell.displays) == 1 and len(_views(cell.displays)) == 1
+    assert "token0 token1 " in cell.updates[-1]["text/plain"]
+    kernel.ok("result = handle.predict(show_view=True, n=1)")
+    assert kernel.value("result.output") == ["token0 "]
+    assert kernel.ok("result").displays == [{"text/plain": "token0 "}]  # later, on request

@@ -11,7 +11,6 @@ from __future__ import annotations
 import inspect
 import json
 import shlex
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -25,7 +24,7 @@ from nbcog.http.server import PortInUse
 from nbcog.kernel import serving
 from nbcog.kernel.inputs import parse_inputs
 from nbcog.kernel.report import input_schema
-from nbcog.kernel.serving import CannotPredict, ServerHandle
+from nbcog.kernel.serving import CannotPredict, ServerHandle, shown_once
 
 _COMMANDS = ("serve", "stop", "status", "predict", "schema", "watch", "export")
 
@@ -269,23 +268,6 @@ class CogMagics(Magics):
     def _shows_widgets(self) -> bool:
         """A kernel (a notebook, not terminal IPython): its frontend may render the view."""
         return getattr(self.shell, "kernel", None) is not None
-
-
-def shown_once(value: object) -> None:
-    """Keep IPython from echoing ``value`` as the cell's ``Out[n]``: it is on screen already.
-
-    ``out = %cog predict ...`` gets the output; a bare ``%cog predict`` would otherwise show
-    it a second time under its view. Only the display hook's next call is affected; IPython
-    puts its own hook back when the cell ends.
-    """
-    previous = sys.displayhook
-
-    def skip(result: object) -> None:
-        sys.displayhook = previous
-        if result is not value:
-            previous(result)
-
-    sys.displayhook = skip
 
 
 def _describe_or_fail(name: str, predictor: object) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
+import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -238,6 +239,7 @@ class ServerHandle:
         result = block_on(self.loop, lambda emit: self._predict(inputs, emit), sink)
         if isinstance(sink, widgets.ViewSink):
             sink.settle()
+            shown_once(result)  # the view shows it: no Out[n] repeating it
         if result.status != "succeeded":
             raise PredictionFailed(result)
         return result
@@ -309,6 +311,24 @@ class ServerHandle:
             lag=self._lag.lag,
             reloads=self.reloads,
         )
+
+
+def shown_once(value: object) -> None:
+    """Keep IPython from echoing ``value`` as the cell's ``Out[n]``: it is on screen already.
+
+    ``out = %cog predict ...`` gets the output; a bare ``%cog predict`` (or a cell ending in
+    ``handle.predict(show_view=True)``) would otherwise show it a second time under its view.
+    Only the display hook's next call is affected; IPython puts its own hook back when the
+    cell ends.
+    """
+    previous = sys.displayhook
+
+    def skip(result: object) -> None:
+        sys.displayhook = previous
+        if result is not value:
+            previous(result)
+
+    sys.displayhook = skip
 
 
 def explain(error: NbcogError, handle: ServerHandle) -> str:
