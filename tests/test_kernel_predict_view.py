@@ -47,12 +47,15 @@ def test_predict_shows_one_view_and_nothing_else(kernel, mode):
     assert len(_views(cell.displays)) == 1
     prediction = cell.displays[0]["text/plain"].split(":")[0]
     assert prediction.startswith("prediction pred_")
+    # A console that ignores display updates keeps the first text: it says what to do there.
+    assert "use `%cog predict --plain` there" in cell.displays[0]["text/plain"]
     # The final view replaces the display before the cell ends (nbclient keeps this one).
     assert cell.updates, "the final view must be sent while the cell runs"
     final = cell.updates[-1]
     assert WIDGET_VIEW in final
     lines = final["text/plain"].splitlines()
     assert lines[0].startswith(f"{prediction}: succeeded in ")
+    assert "--plain" not in final["text/plain"]
     assert lines[1:] == [
         "token0 token1 token2 ",
         "logs:",

@@ -56,6 +56,31 @@ def server_stopped(handle: ServerHandle) -> None:
         monitor.server_stopped()
 
 
+TEXT_FRONTEND_HINT = (
+    "(a live view: frontends without widgets show the result when the prediction ends; "
+    "jupyter console shows no updates, use `%cog predict --plain` there)"
+)
+
+
+class FirstDisplay:
+    """A view as first displayed: its ``text/plain`` also says where text-only frontends look.
+
+    The display is replaced by the final view when the prediction ends (``update_display``),
+    which nbclient and JupyterLab apply; a console that ignores updates keeps this text.
+    """
+
+    def __init__(self, view: PredictionView) -> None:
+        self._view = view
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        """The view's bundle, the hint added to its text."""
+        bundle = self._view._repr_mimebundle_(**kwargs)
+        if bundle is None:
+            return None
+        data, metadata = bundle
+        return {**data, "text/plain": f"{data['text/plain']}\n{TEXT_FRONTEND_HINT}"}, metadata
+
+
 class ViewSink:
     """A sink for ``run_prediction`` that shows the prediction as a live ``PredictionView``.
 
@@ -75,7 +100,7 @@ class ViewSink:
         if isinstance(item, InFlight):
             handle = self._handle
             view = build(handle, lambda service: PredictionView(item, service, base_url=handle.url))
-            shown: Any = display(view, display_id=True)
+            shown: Any = display(FirstDisplay(view), display_id=True)
             view.on_done(lambda done: shown.update(done))
             self.view = view
         elif isinstance(item, str):
