@@ -18,8 +18,8 @@ from typing import Any
 
 from nbcog.core import events
 from nbcog.core.events import Event
+from nbcog.core.failures import failure_reason
 from nbcog.kernel.render import output_parts
-from nbcog.kernel.report import failure_reason
 from nbcog.service import CreateRequest, Health, InFlight, Mode, PredictionService
 
 
@@ -52,23 +52,32 @@ class PredictionResult:
 class PredictionFailed(Exception):
     """The prediction ended ``failed`` or ``canceled``; ``result`` has its logs and metrics.
 
-    ``str()`` is the exception predict() raised (``ValueError: n=3 is not supported``); the
-    notebook shows its traceback, from the user's first frame, where a local call's would be.
+    ``str()`` is the exception predict() raised (``ValueError: n=3 is not supported``). The
+    notebook shows the failure once: without a view, as the user's traceback from their first
+    frame, where a local call's would be; under a live view (``in_view``), which already shows
+    the error line and the traceback, as one line that only marks the cell failed (so ``Run
+    All`` stops there).
     """
 
-    def __init__(self, result: PredictionResult) -> None:
+    def __init__(self, result: PredictionResult, *, in_view: bool = False) -> None:
         if result.status == "failed":
             message = failure_reason(result.error or "failed")
         else:
             message = f"{result.id} was {result.status}"
         super().__init__(message)
         self.result = result
+        self.in_view = in_view
 
     def _render_traceback_(self) -> list[str]:
         """The user's traceback, else one line: the logs were already shown as they came."""
-        if self.result.status == "failed" and self.result.traceback:
+        name = type(self).__name__
+        if self.result.status != "failed":
+            return [f"{name}: {self}"]
+        if self.in_view:
+            return [f"{name}: {self.result.id} failed; the view above shows why"]
+        if self.result.traceback:
             return self.result.traceback.rstrip("\n").splitlines()
-        return [f"{type(self).__name__}: {self}"]
+        return [f"{name}: {self}"]
 
 
 async def setup_done(service: PredictionService) -> None:

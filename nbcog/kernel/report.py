@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbcog.core.failures import failure_reason
 from nbcog.core.urls import PROXY_SSE_NOTE
 from nbcog.core.validation import inline_refs
 from nbcog.kernel.inputs import example_input
@@ -141,32 +142,6 @@ class SetupView:
             self._handle.update(Text(text))
         elif final:
             print(text, flush=True)
-
-
-_WRAPPERS = (
-    "Prediction failed: ",
-    "Training failed: ",
-    "Async prediction failed: ",
-    "Async training failed: ",
-    "Generator iteration error: ",
-)
-
-
-def failure_reason(error: str) -> str:
-    """What went wrong, without coglet's wrapping of it.
-
-    The HTTP ``error`` keeps coglet's exact string (``Prediction failed: Prediction failed:
-    ValueError: n=3 is not supported``); a notebook user reads ``ValueError: n=3 is not
-    supported``. Errors nbcog words itself (``Failed to serialize output: ...``, an upload or
-    download failure) keep their own words.
-    """
-    while True:
-        for wrapper in _WRAPPERS:
-            if error.startswith(wrapper):
-                error = error[len(wrapper) :]
-                break
-        else:
-            return error
 
 
 @dataclass(frozen=True)

@@ -237,11 +237,12 @@ class ServerHandle:
         """
         sink = widgets.ViewSink(self) if show_view else show
         result = block_on(self.loop, lambda emit: self._predict(inputs, emit), sink)
+        in_view = isinstance(sink, widgets.ViewSink) and sink.view is not None
         if isinstance(sink, widgets.ViewSink):
             sink.settle()
             shown_once(result)  # the view shows it: no Out[n] repeating it
         if result.status != "succeeded":
-            raise PredictionFailed(result)
+            raise PredictionFailed(result, in_view=in_view)
         return result
 
     def watch(self) -> Any:

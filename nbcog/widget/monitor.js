@@ -53,6 +53,7 @@ function render({ model, el }) {
       if (row.previous) tr.classList.add("nbcog-previous");
       const badge = h("span", "nbcog-status", row.status);
       badge.dataset.status = row.status;
+      if (row.error) badge.title = row.error;
       const status = h("td");
       status.appendChild(badge);
       const time = h("td");

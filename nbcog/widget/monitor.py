@@ -23,6 +23,7 @@ import anywidget
 import ipywidgets
 import traitlets
 
+from nbcog.core.failures import failure_reason
 from nbcog.core.prediction import Prediction
 from nbcog.service import RECENT_LIMIT, InFlight, PredictionService
 from nbcog.widget.context import CreationContext
@@ -219,6 +220,7 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
             "created_ms": created,
             "completed_ms": None if predict_time is None else created + predict_time * 1000,
             "input": _preview(prediction.input),
+            "error": failure_reason(prediction.error or ""),  # the status's tooltip
             "previous": prediction.id in self._previous,
         }
 

@@ -65,7 +65,7 @@ def _metric_rows(value: Any, prefix: str, rows: list[tuple[str, Any]]) -> list[t
 
 
 def view_html(meta: dict[str, Any], state: dict[str, Any]) -> str:
-    """A prediction view: status, elapsed time, output, error, metrics and logs."""
+    """A prediction view: status, elapsed time, output, error and traceback, metrics, logs."""
     parts = [
         '<div style="border:1px solid #ddd;border-radius:4px;padding:6px 8px">',
         f"<div>{badge(state['status'])} <code>{escape(meta['kind'])} "
@@ -79,7 +79,12 @@ def view_html(meta: dict[str, Any], state: dict[str, Any]) -> str:
         parts.append(f'<pre style="{_PRE}">{_clip(state["output_text"])}</pre>')
     parts.extend(_item(item) for item in state["output_items"])
     if state["error"]:
-        parts.append(f'<pre style="{_PRE};color:#c62828">{escape(error_line(state))}</pre>')
+        parts.append(f'<pre style="{_PRE};color:#c62828">{escape(state["error"])}</pre>')
+    if state["traceback"]:
+        parts.append(
+            f'<details><summary>Traceback</summary><pre style="{_PRE}">'
+            f"{_clip(state['traceback'])}</pre></details>"
+        )
     rows = _metric_rows(state["metrics"], "", [])
     if rows:
         cells = "".join(
@@ -97,13 +102,20 @@ def view_html(meta: dict[str, Any], state: dict[str, Any]) -> str:
     return "".join(parts)
 
 
-def error_line(state: dict[str, Any]) -> str:
-    """How a failed prediction's error reads under its view (the one place that says it)."""
-    return str(state["error"])
+def failure_lines(state: dict[str, Any]) -> list[str]:
+    """A failure in plain text, its error line once: the traceback ends with it when there is one.
+
+    ``state["error"]`` is already what the predictor raised (``ViewState`` applies
+    ``failure_reason``), e.g. ``ValueError: n=3 is not supported``.
+    """
+    error, trace = state["error"], state["traceback"].rstrip("\n").splitlines()
+    if not trace:
+        return [error] if error else []
+    return trace if not error or trace[-1] == error else [error, *trace]
 
 
 def view_text(meta: dict[str, Any], state: dict[str, Any]) -> str:
-    """A prediction view as plain text: status and time, output, files, error, logs."""
+    """A prediction view as plain text: status and time, output, files, failure, logs."""
     head = f"{meta['kind']} {meta['prediction_id']}: {state['status']}"
     if meta.get("predict_time") is not None:
         head += f" in {meta['predict_time']:.2f} s"
@@ -113,8 +125,7 @@ def view_text(meta: dict[str, Any], state: dict[str, Any]) -> str:
         lines.append(state["output_text"][:STATIC_TEXT_LIMIT].rstrip("\n"))
     for item in state["output_items"]:
         lines.append(item["text"] if item["kind"] == "json" else f"file: {item['name']}")
-    if state["error"]:
-        lines.append(error_line(state))
+    lines.extend(failure_lines(state))
     if state["logs"]:
         lines.append("logs:")
         lines.extend(f"  {line}" for line in state["logs"][:STATIC_TEXT_LIMIT].splitlines())
@@ -130,7 +141,8 @@ def _clock(ms: float | None) -> str:
 def monitor_html(rows: list[dict[str, Any]], notice: str = "") -> str:
     """The monitor's table of predictions, newest first, under what happened to the server."""
     body = "".join(
-        f"<tr><td><code>{escape(row['id'])}</code></td><td>{badge(row['status'])}</td>"
+        f"<tr><td><code>{escape(row['id'])}</code></td>"
+        f'<td title="{escape(row["error"], quote=True)}">{badge(row["status"])}</td>'
         f"<td>{escape(row['kind'])}</td><td>{_clock(row['created_ms'])}</td>"
         f"<td>{escape(row['input'])}</td></tr>"
         for row in rows

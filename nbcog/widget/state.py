@@ -19,6 +19,7 @@ from urllib.parse import unquote, urlparse
 
 from nbcog.core import events
 from nbcog.core.events import Event
+from nbcog.core.failures import failure_reason
 from nbcog.core.metrics import aggregate_metric
 from nbcog.core.prediction import Prediction
 
@@ -92,6 +93,7 @@ class ViewState:
         self.metrics: dict[str, Any] = {}
         self.metric_modes: dict[str, str] = {}
         self.error = ""
+        """What the predictor raised (``failure_reason``): coglet's wrapping stays on the wire."""
         self.traceback = ""
         self.timeline: list[dict[str, Any]] = []
         self.timeline_dropped = 0
@@ -172,7 +174,7 @@ class ViewState:
             self._mark(t, "status", status)
 
     def _complete(self, snapshot: dict[str, Any], t: float) -> None:
-        self.error = snapshot.get("error") or ""
+        self.error = failure_reason(snapshot.get("error") or "")
         self.metrics = dict(snapshot.get("metrics") or {})
         self._p_metric_keys.update(self.metrics)
         self._set_status(snapshot["status"], t)
@@ -213,7 +215,7 @@ class ViewState:
         self._logs = [prediction.logs]
         self.metrics = snapshot["metrics"]
         self.status = prediction.status.value
-        self.error = prediction.error or ""
+        self.error = failure_reason(prediction.error or "")
         if self.done and not any(row["event"] == "completed" for row in self.timeline):
             self._mark(t, "completed", f"{self.status}, {self.output_count} output chunks")
         self.needs_full = True
