@@ -85,12 +85,21 @@ def test_bad_input_default_is_an_error_naming_the_input(kernel, tmp_path):
     assert status.endswith(f"  setup logs:\n  | {BAD_DEFAULT_MESSAGE}\n")
 
 
+def _user_traceback(lines: list[str]) -> None:
+    assert lines[0] == "Traceback (most recent call last):"
+    assert re.fullmatch(r'  File ".+\.py", line 7, in run', lines[1]), lines
+    assert lines[2:] == [
+        '    raise ValueError(f"n={n} is not supported")',
+        "ValueError: n=3 is not supported",
+    ]
+
+
 def test_failed_prediction_reads_as_its_exception_and_traceback(kernel, tmp_path):
-    """A failed prediction reads `ValueError: ...` + the user's traceback; HTTP keeps coglet's."""
+    """Without a view a failure is `ValueError: ...` + the user's traceback; HTTP keeps coglet's."""
     kernel.ok(FAILING)
     url = serve(kernel)
     for code in (
-        "%cog predict -i n=3",
+        "%cog predict -i n=3 --plain",
         "__import__('nbcog').kernel.serving.servers()[-1].predict(n=3)",
     ):
         cell = kernel.run(code)
@@ -98,13 +107,8 @@ def test_failed_prediction_reads_as_its_exception_and_traceback(kernel, tmp_path
             "ename": "PredictionFailed",
             "evalue": "ValueError: n=3 is not supported",
         }
-        trace = cell.traceback
-        assert trace[0] == "Traceback (most recent call last):"
-        assert re.fullmatch(r'  File ".+\.py", line 7, in run', trace[1]), trace
-        assert trace[2:] == [
-            '    raise ValueError(f"n={n} is not supported")',
-            "ValueError: n=3 is not supported",
-        ]
+        _user_traceback(cell.traceback)
+        assert cell.stdout == "checking 3\n"  # the logs once, as they came
     body = requests.post(url + "/predictions", json={"input": {"n": 3}}, timeout=30).json()
     assert body["error"] == "Prediction failed: Prediction failed: ValueError: n=3 is not supported"
     status = kernel.ok("%cog status")
@@ -113,6 +117,28 @@ def test_failed_prediction_reads_as_its_exception_and_traceback(kernel, tmp_path
     assert re.fullmatch(
         r"(pred_\w+ failed in \d+\.\d\d s: ValueError: n=3 is not supported(; )?){3}", recent
     ), recent
+
+
+def test_failed_predict_in_a_view_reads_its_error_and_traceback_once(kernel, tmp_path):
+    """`%cog predict` failing: the view says `ValueError: ...` and the traceback once, the cell fails."""
+    kernel.ok(FAILING)
+    serve(kernel)
+    cell = kernel.run("%cog predict -i n=3")
+    assert cell.error == {"ename": "PredictionFailed", "evalue": "ValueError: n=3 is not supported"}
+    prediction = cell.displays[0]["text/plain"].split(":")[0].split()[-1]
+    assert cell.traceback == [f"PredictionFailed: {prediction} failed; the view above shows why"]
+    assert cell.stdout == cell.stderr == ""
+    final = cell.updates[-1]
+    shown = "\n".join([*cell.traceback, final["text/plain"]])
+    assert shown.count("n=3 is not supported") == 1, shown
+    assert "Prediction failed" not in shown + final["text/html"]
+    lines = final["text/plain"].splitlines()
+    assert re.fullmatch(rf"prediction {prediction}: failed in \d+\.\d\d s", lines[0]), lines
+    _user_traceback(lines[1:5])
+    assert lines[5:] == ["logs:", "  checking 3"]
+    html = final["text/html"]
+    assert html.count("ValueError: n=3 is not supported") == 2  # the error line, the traceback
+    assert html.index("ValueError: n=3") < html.index("<details><summary>Traceback</summary>")
 
 
 def test_terminal_ipython_serves_from_a_thread(tmp_path):

@@ -330,13 +330,13 @@ def test_restored_frontend_missing_deltas_waits_for_the_full_state(tmp_path):
 
 
 def test_failed_prediction_shows_error_and_traceback(tmp_path):
-    """A failure shows coglet's error string, the traceback, and the partial output."""
+    """A failure shows what the predictor raised (not coglet's wrapping), its traceback, output."""
     with serve_file(tmp_path, STREAM) as running:
         view = _start_view(running, {"n": 2, "fail": True})
         _wait_done(running, view)
         state = on_loop(running, view.get_state)
     assert state["status"] == "failed"
-    assert state["error"] == "Prediction failed: Generator iteration error: ValueError: boom"
+    assert state["error"] == "ValueError: boom"
     assert "Traceback (most recent call last)" in state["traceback"]
     assert state["traceback"].rstrip().endswith("ValueError: boom")
     assert state["output_text"] == "t0 t1 "
