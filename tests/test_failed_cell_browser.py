@@ -1,4 +1,4 @@
-"""A failed `%cog predict` in JupyterLab reads once: the view's error line, one cell error (issue 10).
+"""A failed `%cog predict` in JupyterLab reads once: the view's error line, a one-line cell error.
 
 The view under the cell shows ``failed``, what the predictor raised (``ValueError: n=3 is not
 supported``, not coglet's "Prediction failed: Prediction failed: ..."), and its traceback,
@@ -41,13 +41,13 @@ ENDED = """(index) => {
     const prompt = cell.querySelector('.jp-InputPrompt')?.textContent ?? '';
     const status = cell.querySelector('.nbcog-view .nbcog-status')?.textContent;
     const idle = panel.sessionContext.session?.kernel?.status === 'idle';
-    return idle && /\\[\\d+\\]/.test(prompt) && status === 'failed'
-        && cell.querySelector('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]');
+    const stderr = '.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]';
+    return idle && /\\[\\d+\\]/.test(prompt) && status === 'failed' && cell.querySelector(stderr);
 }"""
 
 
 def test_failed_predict_cell_shows_its_error_line_once(tmp_path):
-    """The failed cell's visible text has `ValueError: n=3 ...` once, no coglet wrapping; Run All stops."""
+    """The cell's visible text has `ValueError: n=3 ...` once, no coglet wrapping; Run All stops."""
     sync_api = require_browser()
     root = tmp_path / "notebooks"
     root.mkdir()

@@ -120,7 +120,7 @@ def test_failed_prediction_reads_as_its_exception_and_traceback(kernel, tmp_path
 
 
 def test_failed_predict_in_a_view_reads_its_error_and_traceback_once(kernel, tmp_path):
-    """`%cog predict` failing: the view says `ValueError: ...` and the traceback once, the cell fails."""
+    """Failed `%cog predict`: the view says `ValueError: ...` and the traceback once; cell fails."""
     kernel.ok(FAILING)
     serve(kernel)
     cell = kernel.run("%cog predict -i n=3")
