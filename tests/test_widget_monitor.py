@@ -175,3 +175,26 @@ def test_monitor_bundle_has_a_static_table(tmp_path):
     assert data["text/plain"] == "nbcog monitor: 1 predictions"
     assert "<code>p1</code>" in data["text/html"]
     assert ">succeeded</span>" in data["text/html"]
+
+
+FAILING = """
+from cog import BaseRunner
+
+class Predictor(BaseRunner):
+    def run(self, n: int = 3) -> str:
+        raise ValueError(f"n={n} is not supported")
+"""
+
+
+def test_failed_row_says_what_the_predictor_raised(tmp_path):
+    """A failed row carries `ValueError: ...` (its status's tooltip), not coglet's wrapping."""
+    with serve_file(tmp_path, FAILING) as running:
+        service = running.server.service
+        body = requests.post(running.url + "/predictions", json={"id": "p1"}, timeout=30).json()
+        monitor = on_loop(running, lambda: ServerMonitor(service))
+        rows = on_loop(running, lambda: monitor.list.rows)
+        data, _ = on_loop(running, monitor._repr_mimebundle_)
+        on_loop(running, monitor.close)
+    assert body["error"] == "Prediction failed: Prediction failed: ValueError: n=3 is not supported"
+    assert rows[0]["error"] == "ValueError: n=3 is not supported"
+    assert '<td title="ValueError: n=3 is not supported">' in data["text/html"]
