@@ -69,13 +69,11 @@ class PredictionFailed(Exception):
         self.in_view = in_view
 
     def _render_traceback_(self) -> list[str]:
-        """The user's traceback, else one line: the logs were already shown as they came."""
+        """The user's traceback, or one line under a view or without a traceback (canceled)."""
         name = type(self).__name__
-        if self.result.status != "failed":
-            return [f"{name}: {self}"]
-        if self.in_view:
+        if self.result.status == "failed" and self.in_view:
             return [f"{name}: {self.result.id} failed; the view above shows why"]
-        if self.result.traceback:
+        if self.result.status == "failed" and self.result.traceback:
             return self.result.traceback.rstrip("\n").splitlines()
         return [f"{name}: {self}"]
 
