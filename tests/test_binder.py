@@ -44,7 +44,7 @@ NOTEBOOKS = {
     "04-async-webhooks-concurrency.ipynb": (
         "positive +0.8478  I love this notebook, it is wonderful!"
     ),
-    "05-notebook-to-cog.ipynb": "GET /openapi.json: same document",
+    "05-notebook-to-cog.ipynb": "same answers; checked in ",
 }
 
 PREDICTOR = """
