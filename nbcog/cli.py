@@ -19,6 +19,9 @@ serve options:
   --train REF        a separate training handler (train.py:train), served on /trainings
   --no-access-log    no line per request (5xx ones are still logged)
   -q, --quiet        only failures: no access lines, no setup output or prediction logs
+  --token [VALUE]    require 'Authorization: Bearer VALUE' on every route but GET /health-check
+                     (default: $NBCOG_TOKEN, else none, as Cog); without VALUE a random token
+                     is made and printed once
 
 export REF DIR writes a Cog project into DIR: REF's file (and the local modules it imports),
 cog.yaml (this Python, the pinned packages the code imports, predict/train, concurrency),
@@ -74,6 +77,14 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "-q", "--quiet", action="store_true", help="print only failures (no predictor output)"
     )
+    serve.add_argument(
+        "--token",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="VALUE",
+        help="require this bearer token ($NBCOG_TOKEN; no VALUE: a random one, printed once)",
+    )
     schema = commands.add_parser("schema", help="print the OpenAPI document")
     schema.add_argument("ref", help="predict.py:Predictor, or module:Name")
     schema.add_argument("--train", help="train.py:train, merged into the document")
@@ -94,20 +105,41 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _token(value: str | None) -> tuple[str | None, bool]:
+    """The token to require, and whether it was generated here (then it must be printed)."""
+    from nbcog.http.auth import TOKEN_ENV, new_token
+
+    if value is None:
+        return os.environ.get(TOKEN_ENV) or None, False
+    return (value, False) if value else (new_token(), True)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from nbcog.console import Console
+    from nbcog.http.auth import exposure_warning
     from nbcog.http.server import PortInUse, Server
 
     # Taken before setup's log capture wraps the streams (writing through it would work too).
     console = Console(sys.stdout, sys.stderr, predictor_output=not args.quiet)
 
+    token, generated = _token(args.token)
     server = Server(
-        args.ref, train=args.train, host=args.host, port=args.port, upload_url=args.upload_url
+        args.ref,
+        train=args.train,
+        host=args.host,
+        port=args.port,
+        upload_url=args.upload_url,
+        token=token,
     )
 
     async def serve() -> None:
         server.start()
         print(f"nbcog: serving {args.ref} at {server.url}", file=sys.stderr, flush=True)
+        if generated:
+            print(f"nbcog: token (shown once): {token}", file=sys.stderr, flush=True)
+        warning = exposure_warning(args.host, token)
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
         assert server.service is not None
         console.attach(server.service)
         try:

@@ -14,9 +14,10 @@ import socket
 import threading
 
 import tornado.httpserver
-import tornado.web
+import tornado.httputil
 
 from nbcog.http.app import DEFAULT_KEEPALIVE, DEFAULT_MAX_BODY_SIZE, make_app
+from nbcog.http.auth import guard
 from nbcog.http.connection import MAX_HEADER_BYTES, GuardedHTTPServer
 from nbcog.http.responses import OpenResponses
 from nbcog.runner.runtime import Runtime
@@ -48,6 +49,8 @@ class Server:
             ``COG_STREAM_HISTORY_CAPACITY``, else 1024).
         recent_bytes: memory budget of the finished predictions kept for status displays
             (default from ``NBCOG_RECENT_BYTES``, else 64 MiB; oldest evicted first).
+        token: require ``Authorization: Bearer <token>`` on every route but the
+            health-check (``nbcog.http.auth``); None serves openly, as Cog does.
     """
 
     def __init__(
@@ -62,8 +65,10 @@ class Server:
         keepalive: float = DEFAULT_KEEPALIVE,
         history_capacity: int | None = None,
         recent_bytes: int | None = None,
+        token: str | None = None,
     ) -> None:
         self.host = host
+        self.token = token
         self.port = port
         self._predictor = predictor
         self._train = train
@@ -123,7 +128,7 @@ class Server:
 
     def _make_service(
         self, loop: asyncio.AbstractEventLoop
-    ) -> tuple[PredictionService, tornado.web.Application]:
+    ) -> tuple[PredictionService, tornado.httputil.HTTPServerConnectionDelegate]:
         """A service for ``self._predictor`` and the application serving it (not started)."""
         assert self._webhooks is not None
         service = PredictionService(
@@ -141,7 +146,7 @@ class Server:
             max_body_size=self._max_body_size,
             keepalive=self._keepalive,
         )
-        return service, app
+        return service, guard(app, self.token)
 
     @property
     def running(self) -> bool:
