@@ -178,10 +178,13 @@ class Broken(BaseRunner):
     assert lines[0].startswith("setup of Predictor succeeded in ")
     assert lines[0].endswith(f" s: ready at {url}")
     assert lines[1:] == [
-        f"  curl -s -X POST {url}/predictions -H 'Content-Type: application/json' "
-        """-d '{"input": {"prompt": "..."}}'""",
-        f"  curl -sN -X POST {url}/predictions -H 'Content-Type: application/json' "
-        """-d '{"input": {"prompt": "..."}}' -H 'Accept: text/event-stream'""",
+        f"  curl -s -X POST {url}/predictions \\",
+        "    -H 'Content-Type: application/json' \\",
+        """    -d '{"input":{"prompt":"..."}}'""",
+        f"  curl -sN -X POST {url}/predictions \\",
+        "    -H 'Content-Type: application/json' \\",
+        "    -H 'Accept: text/event-stream' \\",
+        """    -d '{"input":{"prompt":"..."}}'""",
         "  | weights loaded",
     ]
     serve(kernel, "Broken --port 0")

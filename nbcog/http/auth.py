@@ -19,7 +19,7 @@ import tornado.httputil
 import tornado.routing
 import tornado.web
 
-from nbcog.http.handlers import CogHandler
+from nbcog.core.jsonenc import dumpb
 
 TOKEN_ENV = "NBCOG_TOKEN"  # noqa: S105 (the variable's name, not a secret)
 OPEN_ROUTE = ("GET", "/health-check")
@@ -63,16 +63,19 @@ def authorized(headers: tornado.httputil.HTTPHeaders, token: str) -> bool:
 
 
 @tornado.web.stream_request_body
-class UnauthorizedHandler(CogHandler):
+class UnauthorizedHandler(tornado.web.RequestHandler):
     """Any request without the right token: 401 at once; a body is dropped, never buffered."""
 
-    def initialize(self, **_: Any) -> None:
-        """No service: a refused request never reaches one."""
+    def set_default_headers(self) -> None:
+        """No ``Server`` header, as the API's other responses."""
+        self.clear_header("Server")
 
     def prepare(self) -> None:
         """Answer before the body is read and before any method dispatch."""
+        self.set_status(401)
         self.set_header("WWW-Authenticate", 'Bearer realm="nbcog"')
-        self.send_json(401, UNAUTHORIZED)
+        self.set_header("Content-Type", "application/json")
+        self.finish(dumpb(UNAUTHORIZED))
 
     def data_received(self, chunk: bytes) -> None:
         """Drop the body of a refused request."""

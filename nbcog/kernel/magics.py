@@ -29,11 +29,12 @@ from nbcog.kernel.serving import CannotPredict, ServerHandle, shown_once
 _COMMANDS = ("serve", "stop", "status", "predict", "schema", "watch", "export")
 
 HELP = """\
-%cog serve NAME [--port N] [--host H] [--upload-url U] [--thread]
+%cog serve NAME [--port N] [--host H] [--upload-url U] [--thread] [--token [VALUE]]
     Serve NAME over Cog's HTTP API: a class, instance or function defined in the notebook,
     or file.py:Name. Returns at once; setup() runs on a thread and its progress is shown.
     Serving again (re-run the cell) reloads the new code on the same port and URL.
     Shows the live monitor of the server's predictions (HTTP ones included).
+    --token requires 'Authorization: Bearer VALUE' on every route but /health-check.
 %cog predict [-i key=value ...] [--port N] [--plain]
     Run a prediction like `cog predict`: local paths (or @path) for file inputs. A live
     view shows status, output, logs and metrics as they come (--plain: print the logs,
@@ -114,6 +115,15 @@ class CogMagics(Magics):
     @argument("--host", default="127.0.0.1", help="the interface to bind (127.0.0.1)")
     @argument("--upload-url", default=None, help="PUT file outputs here instead of data URLs")
     @argument("--thread", action="store_true", help="serve from a thread, not the kernel loop")
+    @argument(
+        "--token",
+        nargs="?",
+        const=True,
+        default=None,
+        metavar="VALUE",
+        help="require this bearer token on every route but /health-check "
+        "($NBCOG_TOKEN; no VALUE: a random one, shown once)",
+    )
     def _serve(self, args: Any) -> None:
         """Serve NAME; serving again reloads it on the same port and URL."""
         predictor = self._resolve(args.name)
@@ -127,6 +137,7 @@ class CogMagics(Magics):
                 upload_url=args.upload_url,
                 thread=args.thread or None,  # without --thread: the loop if one runs here
                 name=args.name,
+                token=args.token,
             )
         except PortInUse as exc:
             raise UsageError(exc.strerror) from None

@@ -9,14 +9,14 @@ Outside a kernel (IPython in a terminal, a script) only the final state is print
 from __future__ import annotations
 
 import asyncio
-import json
-import shlex
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from nbcog.core import snippets
 from nbcog.core.failures import failure_reason
+from nbcog.core.snippets import Target, secret_inputs
 from nbcog.core.urls import PROXY_SSE_NOTE
 from nbcog.core.validation import inline_refs
 from nbcog.kernel.inputs import example_input
@@ -43,17 +43,20 @@ def input_schema(openapi: Mapping[str, Any]) -> dict[str, Any]:
     return inlined
 
 
-def curl_lines(url: str, openapi: Mapping[str, Any]) -> list[str]:
-    """A sync ``curl`` line with placeholder inputs, and an SSE one when the model streams."""
-    body = json.dumps({"input": example_input(input_schema(openapi))})
-    create = (
-        f"curl -s -X POST {url}/predictions -H 'Content-Type: application/json' "
-        f"-d {shlex.quote(body)}"
-    )
-    lines = [create]
-    if openapi["paths"]["/predictions"]["post"].get("x-cog-streaming"):
-        lines.append(create.replace("curl -s", "curl -sN", 1) + " -H 'Accept: text/event-stream'")
-    return lines
+def snippet_target(url: str, openapi: Mapping[str, Any], token: str | None = None) -> Target:
+    """Where snippets for the served model send their requests, and how."""
+    streaming = bool(openapi["paths"]["/predictions"]["post"].get("x-cog-streaming"))
+    return Target(url, token=token, streaming=streaming, secrets=secret_inputs(openapi))
+
+
+def curl_lines(url: str, openapi: Mapping[str, Any], token: str | None = None) -> list[str]:
+    """A sync ``curl`` command with placeholder inputs, and an SSE one when the model streams."""
+    target = snippet_target(url, openapi, token)
+    example = example_input(input_schema(openapi))
+    commands = [snippets.curl(target, example)]
+    if target.sse:
+        commands.append(snippets.curl(target, example, sse=True))
+    return commands
 
 
 def _indent(text: str, lines: int = LOG_TAIL_LINES) -> list[str]:
@@ -89,9 +92,10 @@ def _in_kernel() -> bool:
 class SetupView:
     """Shows one setup's progress; create it in the serving cell, ``watch`` on the loop."""
 
-    def __init__(self, label: str, url: str) -> None:
+    def __init__(self, label: str, url: str, token: str | None = None) -> None:
         self._label = label
         self._url = url
+        self._token = token
         self._started = time.monotonic()
         self._shown_logs: str | None = None
         self._handle: Any = None
@@ -134,7 +138,8 @@ class SetupView:
             return "\n".join([head, *_indent(logs)])
         lines = [f"setup of {self._label} succeeded in {elapsed:.1f} s: ready at {self._url}"]
         if service.openapi is not None:
-            lines += [f"  {line}" for line in curl_lines(self._url, service.openapi)]
+            for command in curl_lines(self._url, service.openapi, self._token):
+                lines += [f"  {line}" for line in command.splitlines()]
         return "\n".join(lines + _indent(logs))
 
     def _show(self, text: str, *, final: bool = False) -> None:

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from nbcog.core.errors import AtCapacity, InputValidationError, NbcogError, NotReady
 from nbcog.core.urls import PROXY_SSE_NOTE, local_url, proxy_url
+from nbcog.http.auth import TOKEN_ENV, exposure_warning, new_token
 from nbcog.http.server import DEFAULT_PORT, PortInUse
 from nbcog.kernel import widgets
 from nbcog.kernel.hosting import CALL_TIMEOUT, ReloadableServer, ServerThread
@@ -92,12 +93,15 @@ class ServerHandle:
         port: int,
         upload_url: str | None,
         thread: bool,
+        token: str | None = None,
     ) -> None:
         self.label = label
         self.host = host
         self.thread = thread
         self.reloads = 0
-        self._server = ReloadableServer(predictor, host=host, port=port, upload_url=upload_url)
+        self._server = ReloadableServer(
+            predictor, host=host, port=port, upload_url=upload_url, token=token
+        )
         self._runner = ServerThread() if thread else None
         loop = self._runner.loop if self._runner is not None else _running_loop()
         assert loop is not None, "kernel-loop mode needs a running loop"
@@ -116,6 +120,17 @@ class ServerHandle:
     def url(self) -> str:
         """``http://127.0.0.1:PORT``: for curl and clients on this machine."""
         return local_url(self.host, self.port)
+
+    @property
+    def token(self) -> str | None:
+        """The bearer token every route but the health-check requires, or None (open)."""
+        return self._server.token
+
+    @property
+    def public_url(self) -> str:
+        """The URL snippets use: the absolute proxy URL under JupyterHub/Binder, else ``url``."""
+        proxied = self.proxy_url
+        return proxied if proxied and proxied.startswith("http") else self.url
 
     @property
     def proxy_url(self) -> str | None:
@@ -168,7 +183,7 @@ class ServerHandle:
             raise
 
     def _watch_setup(self) -> None:
-        view = SetupView(self.label, self.url)
+        view = SetupView(self.label, self.url, self.token)
         service = self._server.service
         assert service is not None
 
@@ -179,8 +194,14 @@ class ServerHandle:
 
     # -- lifecycle -------------------------------------------------------------------------
 
-    def reload(self, predictor: object, label: str | None = None) -> list[str]:
-        """Serve ``predictor`` on the same port and URL; returns the cancelled predictions' ids."""
+    def reload(
+        self, predictor: object, label: str | None = None, token: str | None = None
+    ) -> list[str]:
+        """Serve ``predictor`` on the same port and URL; returns the cancelled predictions' ids.
+
+        ``token`` is required from then on (None: the server is open).
+        """
+        self._server.token = token
 
         def reload() -> list[str]:
             cancelled = self._server.reload(predictor)
@@ -384,10 +405,16 @@ def _note_once(key: str, message: str) -> None:
 
 
 def _start(
-    predictor: object, label: str, host: str, port: int, upload_url: str | None, thread: bool
+    predictor: object,
+    label: str,
+    host: str,
+    port: int,
+    upload_url: str | None,
+    thread: bool,
+    token: str | None,
 ) -> ServerHandle:
     handle = ServerHandle(
-        predictor, label, host=host, port=port, upload_url=upload_url, thread=thread
+        predictor, label, host=host, port=port, upload_url=upload_url, thread=thread, token=token
     )
     handle._start()
     _handles[handle.port] = handle
@@ -395,12 +422,17 @@ def _start(
 
 
 def _start_on_free_port(
-    predictor: object, label: str, host: str, upload_url: str | None, thread: bool
+    predictor: object,
+    label: str,
+    host: str,
+    upload_url: str | None,
+    thread: bool,
+    token: str | None,
 ) -> ServerHandle:
     first_taken: str | None = None
     for port in range(DEFAULT_PORT, DEFAULT_PORT + PORT_SEARCH):
         try:
-            handle = _start(predictor, label, host, port, upload_url, thread)
+            handle = _start(predictor, label, host, port, upload_url, thread, token)
         except PortInUse:
             if first_taken is None:
                 first_taken = f"port {port} is taken by {describe_holder(host, port)}"
@@ -408,7 +440,7 @@ def _start_on_free_port(
         if first_taken is not None:
             _say(f"nbcog: {first_taken}; serving on port {handle.port} instead")
         return handle
-    return _start(predictor, label, host, 0, upload_url, thread)
+    return _start(predictor, label, host, 0, upload_url, thread, token)
 
 
 def serve(
@@ -419,6 +451,7 @@ def serve(
     upload_url: str | None = None,
     thread: bool | None = None,
     name: str | None = None,
+    token: str | bool | None = None,
 ) -> ServerHandle:
     """Serve ``predictor`` over Cog's HTTP API from this process and return its handle.
 
@@ -430,6 +463,9 @@ def serve(
         thread: serve from a daemon thread (True), the calling thread's running loop (False),
             or the loop when one is running here, else a thread (None).
         name: how messages call it (default: the class or function name, or the ref).
+        token: require ``Authorization: Bearer TOKEN`` on every route but the health-check:
+            a string is the token; True makes a random one (printed once; a reload keeps the
+            server's current one); None uses ``NBCOG_TOKEN`` if set; False serves openly.
 
     Raises:
         PortInUse: ``port`` is held by another program (the message names it).
@@ -438,14 +474,17 @@ def serve(
     if thread is None:
         thread = _running_loop() is None
     target = _target(port or None, label)  # port 0 is "any free port", not a server
+    current = target.token if target is not None else None
+    token_value, generated = _resolve_token(token, current)
     if target is not None and target.host == host and target.thread == thread:
         was = target.label
-        cancelled = target.reload(predictor, label)
+        cancelled = target.reload(predictor, label, token_value)
         what = f"{label} (was {was})" if was != label else label
         fate = "no predictions were in flight"
         if cancelled:
             fate = f"cancelled {len(cancelled)} in flight on the old code: {', '.join(cancelled)}"
         _say(f"nbcog: reloaded {what} at {target.url} (same port); {fate}; running setup() again")
+        _say_token(target, token_value if generated else None)
         target._watch_setup()
         return target
     if target is not None:
@@ -455,10 +494,10 @@ def serve(
         target.stop()
     install_shutdown_hook()
     if port is None:
-        handle = _start_on_free_port(predictor, label, host, upload_url, thread)
+        handle = _start_on_free_port(predictor, label, host, upload_url, thread, token_value)
     else:
         try:
-            handle = _start(predictor, label, host, port, upload_url, thread)
+            handle = _start(predictor, label, host, port, upload_url, thread, token_value)
         except PortInUse:
             holder = describe_holder(host, port)
             msg = (
@@ -470,10 +509,31 @@ def serve(
     if handle.proxy_url:
         _say(f"nbcog: through the Jupyter proxy: {handle.proxy_url}\n       note: {PROXY_SSE_NOTE}")
     _say(f"  curl -s {handle.url}/health-check")
+    _say_token(handle, token_value if generated else None)
     if not thread:
         _note_once("loop", LOOP_NOTE)
     handle._watch_setup()
     return handle
+
+
+def _resolve_token(token: str | bool | None, current: str | None) -> tuple[str | None, bool]:
+    """The token to require, and whether it was made just now (then it is shown once)."""
+    if token is None:
+        return os.environ.get(TOKEN_ENV) or None, False
+    if token is False:
+        return None, False
+    if token is True or token == "":
+        return (current, False) if current else (new_token(), True)
+    return str(token), False
+
+
+def _say_token(handle: ServerHandle, generated: str | None) -> None:
+    """Show a generated token once, and warn about a network interface without one."""
+    if generated is not None:
+        _say(f"nbcog: token (shown once; handle.token has it): {generated}")
+    warning = exposure_warning(handle.host, handle.token)
+    if warning:
+        _say(warning)
 
 
 # -- kernel shutdown ---------------------------------------------------------------------------

@@ -38,7 +38,10 @@ _monitors: dict[int, list[ServerMonitor]] = {}
 
 def show_monitor(handle: ServerHandle) -> ServerMonitor:
     """Display the live list of every prediction of ``handle``'s server (HTTP ones too)."""
-    monitor = build(handle, lambda service: ServerMonitor(service, base_url=handle.url))
+    monitor = build(
+        handle,
+        lambda service: ServerMonitor(service, base_url=handle.public_url, token=handle.token),
+    )
     _monitors.setdefault(id(handle), []).append(monitor)
     display(monitor)
     return monitor
@@ -99,7 +102,12 @@ class ViewSink:
         """Show the view for a new prediction; show notices; drop log events."""
         if isinstance(item, InFlight):
             handle = self._handle
-            view = build(handle, lambda service: PredictionView(item, service, base_url=handle.url))
+            view = build(
+                handle,
+                lambda service: PredictionView(
+                    item, service, base_url=handle.public_url, token=handle.token
+                ),
+            )
             shown: Any = display(FirstDisplay(view), display_id=True)
             view.on_done(lambda done: shown.update(done))
             self.view = view

@@ -47,6 +47,7 @@ class InputForm(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
     Args:
         service: the service to create predictions on.
         base_url: the server's URL, for the views' "copy as curl".
+        token: the server's bearer token, for the views' snippets.
         training: build the training form and submit trainings.
         on_submit: called with each new ``PredictionView`` (on the loop thread).
 
@@ -61,6 +62,7 @@ class InputForm(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         base_url: str | None = None,
         training: bool = False,
         on_submit: Callable[[PredictionView], None] | None = None,
+        token: str | None = None,
     ) -> None:
         self.fields: dict[str, Field] = {}
         self.run_button = ipywidgets.Button(description="Run", button_style="primary")
@@ -71,6 +73,7 @@ class InputForm(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self._context = CreationContext()
         self._service = service
         self._base_url = base_url
+        self._token = token
         self._training = training
         self._on_submit = on_submit
         self.run_button.on_click(
@@ -141,7 +144,7 @@ class InputForm(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             return None
         if self.view is not None:
             self.view.close()
-        self.view = PredictionView(entry, self._service, base_url=self._base_url)
+        self.view = PredictionView(entry, self._service, base_url=self._base_url, token=self._token)
         self.result.children = (self.view,)
         if self._on_submit is not None:
             self._on_submit(self.view)

@@ -72,11 +72,17 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
     Args:
         service: the service to watch.
         base_url: the server's URL, shown in the title and used by views for "copy as curl".
+        token: the server's bearer token, for the views' snippets.
         limit: rows kept (the service itself remembers the last ``RECENT_LIMIT`` finished).
     """
 
     def __init__(
-        self, service: PredictionService, *, base_url: str | None = None, limit: int = RECENT_LIMIT
+        self,
+        service: PredictionService,
+        *,
+        base_url: str | None = None,
+        limit: int = RECENT_LIMIT,
+        token: str | None = None,
     ) -> None:
         self.list = PredictionList(title=f"Predictions served at {base_url or 'this kernel'}")
         self.detail = ipywidgets.VBox()
@@ -85,6 +91,7 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
         self._service = service
         self._loop = service.loop
         self._base_url = base_url
+        self._token = token
         self._limit = limit
         self._entries: dict[str, InFlight] = {
             entry.prediction.id: entry for entry in service.inflight()
@@ -113,7 +120,9 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
             return None
         if self.view is not None:
             self.view.close()
-        self.view = PredictionView(target, self._service, base_url=self._base_url)
+        self.view = PredictionView(
+            target, self._service, base_url=self._base_url, token=self._token
+        )
         self.detail.children = (self.view,)
         self.list.selected = prediction_id
         return self.view

@@ -31,15 +31,16 @@ from typing import Any
 import anywidget
 import traitlets
 
-from nbcog.core import events
+from nbcog.core import events, snippets
 from nbcog.core.broadcaster import Subscription
 from nbcog.core.errors import TooManySubscribers
 from nbcog.core.prediction import Prediction
 from nbcog.service import InFlight, PredictionService
 from nbcog.widget.context import CreationContext
-from nbcog.widget.curl import curl_command
 from nbcog.widget.render import view_html, view_text
 from nbcog.widget.state import ViewState
+
+DEFAULT_BASE_URL = "http://localhost:5000"
 
 FLUSH_INTERVAL = 0.05
 """Seconds between two updates to the frontend: at most 20 per second."""
@@ -76,6 +77,20 @@ def output_schema(service: PredictionService, training: bool) -> dict[str, Any] 
     return schemas.get("Output")
 
 
+def target_of(
+    service: PredictionService, base_url: str | None, token: str | None, training: bool
+) -> snippets.Target:
+    """Where the view's snippets send a prediction like this one."""
+    openapi = service.openapi or {}
+    return snippets.Target(
+        base_url or DEFAULT_BASE_URL,
+        token=token,
+        streaming=service.streaming,
+        training=training,
+        secrets=snippets.secret_inputs(openapi),
+    )
+
+
 class PredictionView(anywidget.AnyWidget):
     """A live view of one prediction: status, time, output, logs, metrics, errors, cancel.
 
@@ -83,7 +98,8 @@ class PredictionView(anywidget.AnyWidget):
         target: an in-flight prediction (``service.create(...)``, or a listener's entry), or a
             finished ``Prediction`` (e.g. from ``service.recent``) to show statically.
         service: the service that owns it (its loop, cancel, output schema).
-        base_url: the server's URL, for "copy as curl".
+        base_url: the server's URL, for "copy as curl" and the other snippets.
+        token: the server's bearer token, written into the snippets (None: open server).
         queue_capacity: the broadcaster queue bound for this subscriber.
 
     The synced traits hold the state at creation, then the final state; in between the
@@ -119,6 +135,7 @@ class PredictionView(anywidget.AnyWidget):
         service: PredictionService,
         *,
         base_url: str | None = None,
+        token: str | None = None,
         queue_capacity: int = WIDGET_QUEUE_CAPACITY,
     ) -> None:
         entry = target if isinstance(target, InFlight) else None
@@ -149,13 +166,12 @@ class PredictionView(anywidget.AnyWidget):
         self._state.needs_full = False
         age = loop.time() - prediction.created_at
         created_ms = (time.time() - age) * 1000
+        where = target_of(service, base_url, token, training)
         super().__init__(
             prediction_id=prediction.id,
             kind=prediction.kind,
             created_ms=created_ms,
-            curl=curl_command(
-                base_url, prediction.input, streaming=service.streaming, training=training
-            ),
+            curl=snippets.curl(where, prediction.input, sse=where.sse),
             **self._traits_now(created_ms),
         )
         self.on_msg(self._on_frontend_message)
