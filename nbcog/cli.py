@@ -22,6 +22,9 @@ serve options:
   --token [VALUE]    require 'Authorization: Bearer VALUE' on every route but GET /health-check
                      (default: $NBCOG_TOKEN, else none, as Cog); without VALUE a random token
                      is made and printed once
+  --reload           reload on save of file.py or a local module it imports (same port;
+                     in-flight predictions cancelled; a save that does not compile keeps the
+                     old code serving and prints the error)
 
 export REF DIR writes a Cog project into DIR: REF's file (and the local modules it imports),
 cog.yaml (this Python, the pinned packages the code imports, predict/train, concurrency),
@@ -55,9 +58,14 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nbcog.core.jsonenc import dumps
+
+if TYPE_CHECKING:
+    from nbcog.console import Console
+    from nbcog.http.reloading import ReloadableServer
+    from nbcog.runner.watching import SourceWatcher
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -84,6 +92,9 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         metavar="VALUE",
         help="require this bearer token ($NBCOG_TOKEN; no VALUE: a random one, printed once)",
+    )
+    serve.add_argument(
+        "--reload", action="store_true", help="reload when file.py or its local modules change"
     )
     schema = commands.add_parser("schema", help="print the OpenAPI document")
     schema.add_argument("ref", help="predict.py:Predictor, or module:Name")
@@ -117,13 +128,14 @@ def _token(value: str | None) -> tuple[str | None, bool]:
 def _serve(args: argparse.Namespace) -> int:
     from nbcog.console import Console
     from nbcog.http.auth import exposure_warning
-    from nbcog.http.server import PortInUse, Server
+    from nbcog.http.reloading import ReloadableServer
+    from nbcog.http.server import PortInUse
 
     # Taken before setup's log capture wraps the streams (writing through it would work too).
     console = Console(sys.stdout, sys.stderr, predictor_output=not args.quiet)
 
     token, generated = _token(args.token)
-    server = Server(
+    server = ReloadableServer(
         args.ref,
         train=args.train,
         host=args.host,
@@ -142,12 +154,23 @@ def _serve(args: argparse.Namespace) -> int:
             print(warning, file=sys.stderr, flush=True)
         assert server.service is not None
         console.attach(server.service)
+        watcher = _watch(server, args.ref, console) if args.reload else None
         try:
             await server.serve_until_stopped()
         finally:  # Ctrl-C cancels this task: stop while the loop still runs
+            if watcher is not None:
+                watcher.stop()
             server.stop()
             await server.wait_closed()  # clients answered, webhooks drained (<= 5 s)
 
+    if args.reload:
+        from nbcog.runner.watching import predictor_file
+
+        try:
+            predictor_file(args.ref)
+        except ValueError as exc:
+            print(f"nbcog: {exc}", file=sys.stderr)
+            return 2
     try:
         asyncio.run(serve())
     except PortInUse as exc:
@@ -197,6 +220,42 @@ def _export(args: argparse.Namespace) -> int:
         print(f"nbcog: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _say(message: str) -> None:
+    print(f"nbcog: {message}", file=sys.stderr, flush=True)
+
+
+def _watch(server: ReloadableServer, ref: str, console: Console) -> SourceWatcher:
+    """Reload ``server`` (on its loop) after each save that compiles; report each save once.
+
+    The new service is attached to ``console``, which prints its setup and predictions.
+    """
+    from nbcog.runner.watching import Save, SourceWatcher, forget_local_modules
+
+    loop = asyncio.get_running_loop()
+
+    def apply(save: Save) -> None:
+        if not server.running:
+            return
+        if save.error is not None:
+            _say(f"{save.names} saved, not reloaded (the old code keeps serving):\n{save.error}")
+            return
+        forget_local_modules(watcher.folder)
+        cancelled = server.reload(ref)
+        fate = f"cancelled {len(cancelled)} in flight" if cancelled else "none was in flight"
+        _say(f"{save.names} saved: reloaded {ref} at {server.url} (same port); {fate}")
+        assert server.service is not None
+        console.attach(server.service)
+
+    def on_save(save: Save) -> None:  # on the watcher's thread
+        loop.call_soon_threadsafe(apply, save)
+
+    watcher = SourceWatcher(ref, on_save)
+    watcher.start()
+    files = ", ".join(path.name for path in watcher.watched())
+    _say(f"reloading on save of {files} (and the local modules it imports)")
+    return watcher
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 import requests
@@ -62,3 +63,65 @@ def test_network_host_without_token_warns_once(kernel):
     url = kernel.value(f"{HANDLE}.url")
     assert wait_ready(url)["status"] == "READY"
     assert post(url, "s3cr3t-value").status_code == 200
+
+
+RELOADED = """
+from cog import BaseRunner
+from helpers import suffix
+
+class Predictor(BaseRunner):
+    def run(self, text: str) -> str:
+        return "{version} " + text + suffix()
+"""
+
+
+def _save(path, text: str) -> None:
+    """Write as editors do: a new file renamed over the old one."""
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(text)
+    temporary.replace(path)
+
+
+def _output(url: str) -> str | None:
+    response = post(url, None, "a")
+    return response.json()["output"] if response.status_code == 200 else None
+
+
+def _poll(predicate, what: str, timeout: float = 60.0):
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+    return value
+
+
+def test_reload_on_save_in_the_notebook(kernel, tmp_path):
+    """``--reload``: saves of the file and its helper reload; a syntax error keeps the old code."""
+    (tmp_path / "helpers.py").write_text("def suffix():\n    return '!'\n")
+    predict = tmp_path / "predict.py"
+    predict.write_text(RELOADED.format(version="v1"))
+    cell = kernel.ok("%cog serve predict.py:Predictor --port 0 --reload")
+    assert {
+        "text/plain": "nbcog: reloading on save of predict.py (and the local modules it imports)"
+    } in cell.displays
+    url = kernel.value(f"{HANDLE}.url")
+    _poll(lambda: _output(url) == "v1 a!", "v1")
+    _save(predict, RELOADED.format(version="v2"))
+    _poll(lambda: _output(url) == "v2 a!", "v2 on the same port")
+    _save(tmp_path / "helpers.py", "def suffix():\n    return '?'\n")
+    _poll(lambda: _output(url) == "v2 a?", "the new helper")
+    _save(predict, RELOADED.format(version="v3") + "\ndef broken(:\n")
+    report = kernel.wait_for_update("not reloaded")
+    assert report.startswith("nbcog: predict.py saved at ")
+    assert "SyntaxError" in report and "def broken(:" in report
+    assert _output(url) == "v2 a?"
+    _save(predict, RELOADED.format(version="v4"))
+    _poll(lambda: _output(url) == "v4 a?", "v4 after the fix")
+    assert sum("not reloaded" in u.get("text/plain", "") for u in kernel.updates) == 1
+    assert kernel.wait_for_update("predict.py saved at").count("\n") >= 1
+    kernel.ok("%cog stop")
+    names = "[t.name for t in __import__('threading').enumerate() if t.name == 'nbcog-reload']"
+    assert kernel.value(names) == []
+    kernel.ok("def run(text: str) -> str:\n    return text")
+    refused = kernel.run("%cog serve run --port 0 --reload").usage_error
+    assert refused == "reload on save watches a file: serve file.py:Name"

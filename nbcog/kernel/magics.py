@@ -30,10 +30,12 @@ _COMMANDS = ("serve", "stop", "status", "predict", "schema", "watch", "export")
 
 HELP = """\
 %cog serve NAME [--port N] [--host H] [--upload-url U] [--thread] [--token [VALUE]]
+           [--reload]
     Serve NAME over Cog's HTTP API: a class, instance or function defined in the notebook,
     or file.py:Name. Returns at once; setup() runs on a thread and its progress is shown.
     Serving again (re-run the cell) reloads the new code on the same port and URL.
     Shows the live monitor of the server's predictions (HTTP ones included).
+    --reload (file.py:Name) reloads on each save of the file or a local module it imports.
     --token requires 'Authorization: Bearer VALUE' on every route but /health-check.
 %cog predict [-i key=value ...] [--port N] [--plain]
     Run a prediction like `cog predict`: local paths (or @path) for file inputs. A live
@@ -124,6 +126,11 @@ class CogMagics(Magics):
         help="require this bearer token on every route but /health-check "
         "($NBCOG_TOKEN; no VALUE: a random one, shown once)",
     )
+    @argument(
+        "--reload",
+        action="store_true",
+        help="reload on save of file.py:Name and the local modules it imports",
+    )
     def _serve(self, args: Any) -> None:
         """Serve NAME; serving again reloads it on the same port and URL."""
         predictor = self._resolve(args.name)
@@ -138,9 +145,12 @@ class CogMagics(Magics):
                 thread=args.thread or None,  # without --thread: the loop if one runs here
                 name=args.name,
                 token=args.token,
+                reload=args.reload,
             )
         except PortInUse as exc:
             raise UsageError(exc.strerror) from None
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
         handle.watch()
 
     @magic_arguments("cog watch")

@@ -92,14 +92,25 @@ def _in_kernel() -> bool:
 class SetupView:
     """Shows one setup's progress; create it in the serving cell, ``watch`` on the loop."""
 
-    def __init__(self, label: str, url: str, token: str | None = None) -> None:
+    def __init__(
+        self,
+        label: str,
+        url: str,
+        token: str | None = None,
+        *,
+        handle: Any = None,
+        heading: str | None = None,
+    ) -> None:
+        """``handle``: an existing display to update (a reload on save reuses the serving
+        cell's); ``heading``: a line shown above the progress."""
         self._label = label
         self._url = url
         self._token = token
+        self._heading = heading
         self._started = time.monotonic()
         self._shown_logs: str | None = None
-        self._handle: Any = None
-        if _in_kernel():
+        self._handle: Any = handle
+        if handle is None and _in_kernel():
             from IPython.display import display
 
             self._handle = display(Text(f"setup of {label}: starting"), display_id=True)
@@ -143,6 +154,8 @@ class SetupView:
         return "\n".join(lines + _indent(logs))
 
     def _show(self, text: str, *, final: bool = False) -> None:
+        if self._heading:
+            text = f"{self._heading}\n{text}"
         if self._handle is not None:
             self._handle.update(Text(text))
         elif final:

@@ -29,11 +29,13 @@ from typing import Any, TypeVar
 from nbcog.core.errors import AtCapacity, InputValidationError, NbcogError, NotReady
 from nbcog.core.urls import PROXY_SSE_NOTE, local_url, proxy_url
 from nbcog.http.auth import TOKEN_ENV, exposure_warning, new_token
+from nbcog.http.reloading import ReloadableServer
 from nbcog.http.server import DEFAULT_PORT, PortInUse
 from nbcog.kernel import widgets
-from nbcog.kernel.hosting import CALL_TIMEOUT, ReloadableServer, ServerThread
+from nbcog.kernel.hosting import CALL_TIMEOUT, ServerThread
 from nbcog.kernel.lag import LagMonitor
 from nbcog.kernel.loop import block_on
+from nbcog.kernel.onsave import SaveReloader
 from nbcog.kernel.ports import describe_holder
 from nbcog.kernel.predict import (
     PredictionFailed,
@@ -43,6 +45,7 @@ from nbcog.kernel.predict import (
     show,
 )
 from nbcog.kernel.report import LOOP_NOTE, PredictionLine, ServerStatus, SetupView
+from nbcog.runner.watching import predictor_file
 from nbcog.service import PredictionService
 
 T = TypeVar("T")
@@ -108,6 +111,7 @@ class ServerHandle:
         self.loop: asyncio.AbstractEventLoop = loop
         self._lag = LagMonitor(loop)
         self._stopped = False
+        self._reloader: SaveReloader | None = None
 
     # -- where ---------------------------------------------------------------------------
 
@@ -182,8 +186,8 @@ class ServerHandle:
                 self._runner.close()
             raise
 
-    def _watch_setup(self) -> None:
-        view = SetupView(self.label, self.url, self.token)
+    def _watch_setup(self, view: SetupView | None = None) -> None:
+        view = view or SetupView(self.label, self.url, self.token)
         service = self._server.service
         assert service is not None
 
@@ -213,11 +217,27 @@ class ServerHandle:
         self.reloads += 1
         return cancelled
 
+    def reload_on_save(self, ref: str | None) -> None:
+        """Reload on each save of ``ref`` (``file.py:Name``) and its local modules; None: stop.
+
+        Call it from the serving cell: the reports of each save go to that cell.
+
+        Raises:
+            ValueError: ``ref`` is not a ``file.py`` reference.
+        """
+        if self._reloader is not None:
+            self._reloader.stop()
+            self._reloader = None
+        if ref is not None:
+            self._reloader = SaveReloader(self, ref)
+            self._reloader.start()
+
     def stop(self) -> None:
         """Close the socket, cancel predictions, end the threads (idempotent, any thread)."""
         if self._stopped:
             return
         self._stopped = True
+        self.reload_on_save(None)
         if _handles.get(self.port) is self:
             del _handles[self.port]
 
@@ -452,6 +472,7 @@ def serve(
     thread: bool | None = None,
     name: str | None = None,
     token: str | bool | None = None,
+    reload: bool = False,
 ) -> ServerHandle:
     """Serve ``predictor`` over Cog's HTTP API from this process and return its handle.
 
@@ -466,11 +487,23 @@ def serve(
         token: require ``Authorization: Bearer TOKEN`` on every route but the health-check:
             a string is the token; True makes a random one (printed once; a reload keeps the
             server's current one); None uses ``NBCOG_TOKEN`` if set; False serves openly.
+        reload: reload on each save of ``predictor`` (a ``file.py:Name`` reference) and of
+            the local modules it imports (``nbcog.kernel.onsave``).
+
+    Raises:
+        ValueError: ``reload`` with a predictor that is not a ``file.py`` reference.
 
     Raises:
         PortInUse: ``port`` is held by another program (the message names it).
     """
     label = name or label_of(predictor)
+    watched: str | None = None
+    if reload:
+        if not isinstance(predictor, str):
+            msg = "reload on save watches a file: serve file.py:Name"
+            raise ValueError(msg)
+        predictor_file(predictor)  # a ValueError for a module:Name reference
+        watched = predictor
     if thread is None:
         thread = _running_loop() is None
     target = _target(port or None, label)  # port 0 is "any free port", not a server
@@ -486,6 +519,7 @@ def serve(
         _say(f"nbcog: reloaded {what} at {target.url} (same port); {fate}; running setup() again")
         _say_token(target, token_value if generated else None)
         target._watch_setup()
+        target.reload_on_save(watched)
         return target
     if target is not None:
         port = target.port
@@ -513,6 +547,7 @@ def serve(
     if not thread:
         _note_once("loop", LOOP_NOTE)
     handle._watch_setup()
+    handle.reload_on_save(watched)
     return handle
 
 
