@@ -3,7 +3,11 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import re
+import subprocess
+import sys
 import time
 
 import pytest
@@ -125,3 +129,80 @@ def test_reload_on_save_in_the_notebook(kernel, tmp_path):
     kernel.ok("def run(text: str) -> str:\n    return text")
     refused = kernel.run("%cog serve run --port 0 --reload").usage_error
     assert refused == "reload on save watches a file: serve file.py:Name"
+
+
+SECRETIVE = """
+from typing import Optional
+from cog import BaseRunner, Input, Path, Secret
+
+class Predictor(BaseRunner):
+    def run(
+        self,
+        text: str,
+        times: int = 1,
+        key: Secret = Input(default=None),
+        doc: Optional[Path] = Input(default=None),
+    ) -> str:
+        secret = key.get_secret_value() if key is not None else ""
+        return f"{text * times}|{len(secret)}|{doc.read_text() if doc else ''}"
+"""
+SECRET = "sk-live-93af1c"
+DOC = "data:text/plain;base64," + base64.b64encode(b"file body").decode()
+
+
+def _everything_shown(kernel) -> str:
+    """Every text the kernel has sent to any cell (streams, displays, display updates)."""
+    kernel.assert_quiet()
+    parts = [*kernel.orphans, *map(json.dumps, kernel.updates)]
+    for cell in kernel._cells.values():
+        parts += [cell.stdout, cell.stderr, *map(json.dumps, cell.displays)]
+    return "\n".join(parts)
+
+
+def test_history_again_and_snippets(kernel, tmp_path):
+    """History lists predictions without secrets; --again re-runs (files as received, a secret
+    asked again, -i overriding); ``%cog snippet`` prints code that gets the same output."""
+    kernel.ok(SECRETIVE)
+    kernel.ok("%cog serve Predictor --port 0")
+    url = kernel.value(f"{HANDLE}.url")
+    assert wait_ready(url)["status"] == "READY"
+    body = {"input": {"text": "ab", "times": 2, "key": SECRET, "doc": DOC}}
+    first = requests.post(url + "/predictions", json=body, timeout=30).json()
+    assert first["output"] == f"abab|{len(SECRET)}|file body"
+    plain = requests.post(url + "/predictions", json={"input": {"text": "x"}}, timeout=30).json()
+
+    listed = kernel.ok("%cog history").stdout.splitlines()
+    assert [line.split()[0] for line in listed] == [plain["id"], first["id"]]
+    assert "key='<secret>'" in listed[1]
+    assert "doc='data:text/plain;base64,... (" in listed[1]
+    assert listed[1].endswith(f"-> 'abab|{len(SECRET)}|file body'")
+
+    refused = kernel.run(f"%cog predict --again {first['id']}").usage_error
+    assert refused == (
+        f"{first['id']} had the secret input 'key', which is never stored: "
+        "give it again (-i key=...)"
+    )
+    again = kernel.ok(f"%cog predict --again {first['id']} -i key=k2 -i times=3")
+    assert again.displays[-1] == {"text/plain": "ababab|2|file body"}
+    again = kernel.ok(f"%cog predict --again {plain['id']}")
+    assert again.displays[-1] == {"text/plain": "x|0|"}
+    assert kernel.run("%cog predict --again pred_nope").usage_error.startswith(
+        "no prediction 'pred_nope'"
+    )
+
+    for language, run in (("curl", ["bash", "-c"]), ("python", [sys.executable, "-c"])):
+        code = kernel.ok(f"%cog snippet {plain['id']} --lang {language}").stdout
+        done = subprocess.run([*run, code], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        got = json.loads(done.stdout)["output"] if language == "curl" else done.stdout.strip()
+        assert got == "x|0|"
+    secret_snippet = kernel.ok(f"%cog snippet {first['id']} --lang python").stdout
+    assert "<your secret>" in secret_snippet
+    assert DOC in secret_snippet
+    cog_line = kernel.ok(f"%cog snippet {first['id']} --lang cog").stdout
+    assert cog_line == (
+        f"cog predict -i text=ab -i times=2 -i 'key=<your secret>' -i 'doc={DOC}'\n"
+    )
+    example = kernel.ok("%cog snippet --lang js").stdout
+    assert '"text":"..."' in example.replace(" ", "")
+    assert SECRET not in _everything_shown(kernel)

@@ -19,14 +19,25 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
+from nbcog.core.snippets import LANGUAGES
 from nbcog.core.validation import inline_refs
 from nbcog.http.server import PortInUse
-from nbcog.kernel import serving
+from nbcog.kernel import history, serving
 from nbcog.kernel.inputs import parse_inputs
 from nbcog.kernel.report import input_schema
 from nbcog.kernel.serving import CannotPredict, ServerHandle, shown_once
 
-_COMMANDS = ("serve", "stop", "status", "predict", "schema", "watch", "export")
+_COMMANDS = (
+    "serve",
+    "stop",
+    "status",
+    "predict",
+    "schema",
+    "watch",
+    "export",
+    "history",
+    "snippet",
+)
 
 HELP = """\
 %cog serve NAME [--port N] [--host H] [--upload-url U] [--thread] [--token [VALUE]]
@@ -42,6 +53,14 @@ HELP = """\
     view shows status, output, logs and metrics as they come (--plain: print the logs,
     then show the output). Returns the output: `out = %cog predict ...`. Blocks the
     cell; the server keeps answering meanwhile.
+%cog predict --again ID [-i key=value ...]
+    Run prediction ID again with its inputs (files as they were received), -i overriding
+    some; a Secret input is never stored, so it must be given again.
+%cog history [--port N]
+    The predictions the server keeps, newest first: id, status, time, inputs, output.
+%cog snippet [ID] [--lang curl|python|js|cog] [--port N]
+    Code that makes prediction ID (or one with placeholder inputs) over HTTP, with the
+    server's URL (the proxy URL under JupyterHub/Binder) and token.
 %cog status    URL, health, predictions in flight and recent, event-loop lag;
     after a failed setup, its logs and traceback.
 %cog watch [--port N]
@@ -261,6 +280,7 @@ class CogMagics(Magics):
         metavar="key=value",
         help="an input; repeat for more (and for list inputs); @path or a local path for files",
     )
+    @argument("--again", metavar="ID", default=None, help="re-run prediction ID (-i overrides)")
     @_port_argument()
     @argument(
         "--plain",
@@ -277,9 +297,12 @@ class CogMagics(Magics):
                 msg = f"setup of {handle.label} failed; `%cog status` shows its logs"
                 raise UsageError(msg)
             inputs = parse_inputs(args.input, input_schema(document))
+            if args.again is not None:
+                previous = history.find(handle, args.again)
+                inputs = history.rerun_inputs(previous, inputs, history.secret_names(document))
             plain = args.plain or not self._shows_widgets()
             result = handle.predict(show_view=not plain, **inputs)
-        except (CannotPredict, ValueError) as exc:
+        except (CannotPredict, ValueError, LookupError) as exc:
             raise UsageError(str(exc)) from None
         if plain:
             display(result)
@@ -289,6 +312,27 @@ class CogMagics(Magics):
     def _shows_widgets(self) -> bool:
         """A kernel (a notebook, not terminal IPython): its frontend may render the view."""
         return getattr(self.shell, "kernel", None) is not None
+
+    # -- history / snippet ---------------------------------------------------------------
+
+    @magic_arguments("cog history")
+    @_port_argument()
+    def _history(self, args: Any) -> None:
+        """The predictions the server keeps, newest first."""
+        lines = history.history_lines(self._handle(args.port))
+        print("\n".join(map(str, lines)) if lines else "nbcog: no predictions yet")
+
+    @magic_arguments("cog snippet")
+    @argument("id", nargs="?", default=None, help="a prediction id (default: placeholder inputs)")
+    @argument("--lang", "-l", choices=LANGUAGES, default="curl", help="the client (curl)")
+    @_port_argument()
+    def _snippet(self, args: Any) -> None:
+        """Code that makes prediction ID (or an example one) over Cog's HTTP API."""
+        handle = self._handle(args.port)
+        try:
+            print(history.snippet_text(handle, args.lang, args.id))
+        except (ValueError, LookupError) as exc:
+            raise UsageError(str(exc)) from None
 
 
 def _describe_or_fail(name: str, predictor: object) -> None:
