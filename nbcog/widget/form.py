@@ -19,6 +19,7 @@ from nbcog.core.validation import inline_refs
 from nbcog.service import CreateRequest, Health, InFlight, Mode, PredictionService
 from nbcog.widget.context import CreationContext
 from nbcog.widget.fields import Field, FieldError, build_field
+from nbcog.widget.prefill import fill
 from nbcog.widget.view import PredictionView
 
 ROOT_FIELD = "__root__"
@@ -103,6 +104,17 @@ class InputForm(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self.message,
             self.result,
         ]
+
+    def prefill(self, values: dict[str, Any], note: str = "") -> None:
+        """Fill the fields with ``values`` (a previous prediction's inputs) and show ``note``.
+
+        Call after setup has succeeded (the fields exist then); Secret fields stay empty.
+        """
+        for name, value in values.items():
+            field = self.fields.get(name)
+            if field is not None:
+                fill(field, value)
+        self.message.value = f"<span class='nbcog-form-note'>{escape(note)}</span>" if note else ""
 
     def values(self) -> tuple[dict[str, Any], dict[str, str]]:
         """The input to send, and the fields whose text could not be read (name -> message)."""

@@ -18,13 +18,32 @@ function formatSeconds(ms) {
   return s < 60 ? `${s.toFixed(1)} s` : `${Math.floor(s / 60)} min ${(s % 60).toFixed(0)} s`;
 }
 
+// Re-run a finished prediction as it was, or open the input form filled with its inputs.
+function actions(row, model) {
+  const cell = h("td", "nbcog-actions");
+  if (!TERMINAL.has(row.status)) return cell;
+  for (const [kind, label, title] of [
+    ["rerun", "Re-run", "run it again with the same inputs"],
+    ["edit", "Edit", "open the form with its inputs, edit, then run"],
+  ]) {
+    const button = h("button", `nbcog-${kind}`, label);
+    button.title = title;
+    button.addEventListener("click", (event) => {
+      event.stopPropagation();
+      model.send({ kind, id: row.id });
+    });
+    cell.appendChild(button);
+  }
+  return cell;
+}
+
 function render({ model, el }) {
   el.classList.add("nbcog-monitor");
   const title = h("div", "nbcog-monitor-title");
   const table = h("table");
   const head = h("thead");
   const headRow = h("tr");
-  for (const name of ["id", "status", "kind", "started", "time", "input"]) {
+  for (const name of ["id", "status", "kind", "started", "time", "input", ""]) {
     headRow.appendChild(h("th", null, name));
   }
   head.appendChild(headRow);
@@ -61,7 +80,7 @@ function render({ model, el }) {
       tr.append(
         h("td", "nbcog-id", row.id), status, h("td", null, row.kind),
         h("td", null, new Date(row.created_ms).toLocaleTimeString()), time,
-        h("td", null, row.input),
+        h("td", null, row.input), actions(row, model),
       );
       tr.addEventListener("click", () => model.send({ kind: "open", id: row.id }));
       return tr;

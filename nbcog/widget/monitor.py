@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +24,13 @@ import anywidget
 import ipywidgets
 import traitlets
 
+from nbcog.core.errors import NbcogError
 from nbcog.core.failures import failure_reason
 from nbcog.core.prediction import Prediction
-from nbcog.service import RECENT_LIMIT, InFlight, PredictionService
+from nbcog.core.snippets import secret_inputs as schema_secrets
+from nbcog.service import RECENT_LIMIT, CreateRequest, InFlight, Mode, PredictionService
 from nbcog.widget.context import CreationContext
+from nbcog.widget.form import InputForm
 from nbcog.widget.render import monitor_html
 from nbcog.widget.view import FLUSH_INTERVAL, PredictionView
 
@@ -45,6 +49,11 @@ def _nothing() -> None:
 
 def _now() -> str:
     return time.strftime("%H:%M:%S")
+
+
+def secret_inputs(service: PredictionService) -> tuple[str, ...]:
+    """The names of the served model's ``Secret`` inputs."""
+    return schema_secrets(service.openapi) if service.openapi else ()
 
 
 def _preview(values: dict[str, Any]) -> str:
@@ -99,6 +108,7 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
         self._created_ms: dict[str, float] = {}
         self._previous: dict[str, Prediction] = {}  # the rows of code before a reload
         self.view: PredictionView | None = None
+        self.form: InputForm | None = None
         self._refresh_handle: Any = None
         self._poll_handle: Any = None
         self._last_refresh = -math.inf
@@ -118,8 +128,7 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
             target = next((p for p in self._service.recent if p.id == prediction_id), None)
         if target is None:
             return None
-        if self.view is not None:
-            self.view.close()
+        self._close_detail()
         self.view = PredictionView(
             target, self._service, base_url=self._base_url, token=self._token
         )
@@ -154,6 +163,66 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
             self.list.stopped = stopped
         self._refresh()
 
+    def _find(self, prediction_id: str) -> Prediction | None:
+        entry = self._entries.get(prediction_id)
+        if entry is not None:
+            return entry.prediction
+        found = next((p for p in self._service.recent if p.id == prediction_id), None)
+        return found or self._previous.get(prediction_id)  # re-run on the reloaded code
+
+    def _close_detail(self) -> None:
+        for shown in (self.view, self.form):
+            if shown is not None:
+                shown.close()
+        self.view = self.form = None
+
+    def rerun(self, prediction_id: str) -> PredictionView | InputForm | None:
+        """Run ``prediction_id`` again with the same inputs and show the new one.
+
+        A prediction with a ``Secret`` input opens the pre-filled form instead, which asks
+        for the secret again (the service never stored it). None if the id is unknown.
+        """
+        prediction = self._find(prediction_id)
+        if prediction is None:
+            return None
+        training = prediction.kind == "training"
+        secrets = [name for name in prediction.input if name in secret_inputs(self._service)]
+        if secrets:
+            note = f"Enter {', '.join(secrets)} again: secret inputs are never stored."
+            return self.edit(prediction_id, note)
+        try:
+            entry = self._service.create(
+                CreateRequest(input=dict(prediction.input)), mode=Mode.ASYNC, training=training
+            )
+        except NbcogError as exc:
+            self._close_detail()
+            body = exc.body if isinstance(exc.body, dict) else {}
+            message = escape(str(body.get("error") or body.get("detail") or exc.body))
+            self.detail.children = (ipywidgets.HTML(f"Could not re-run: {message}"),)
+            return None
+        self._entries[entry.prediction.id] = entry
+        self._schedule_refresh()
+        return self.show(entry.prediction.id)
+
+    def edit(self, prediction_id: str, note: str = "") -> InputForm | None:
+        """Open the input form under the list, filled with ``prediction_id``'s inputs."""
+        prediction = self._find(prediction_id)
+        if prediction is None:
+            return None
+        self._close_detail()
+        self.form = InputForm(
+            self._service,
+            base_url=self._base_url,
+            token=self._token,
+            training=prediction.kind == "training",
+        )
+        self.form.prefill(
+            dict(prediction.input), note or f"Inputs of {prediction_id}: edit, then Run."
+        )
+        self.detail.children = (self.form,)
+        self.list.selected = prediction_id
+        return self.form
+
     def close(self) -> None:
         """Stop watching (predictions go on) and close the list and any open view."""
         self._closed = True
@@ -161,8 +230,7 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
         for handle in (self._refresh_handle, self._poll_handle):
             if handle is not None:
                 handle.cancel()
-        if self.view is not None:
-            self.view.close()
+        self._close_detail()
         self.list.close()
         self.detail.close()
         super().close()
@@ -236,3 +304,7 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
     def _on_frontend_message(self, _widget: object, content: Any, _buffers: object) -> None:
         if isinstance(content, dict) and content.get("kind") == "open":
             self._loop.call_soon_threadsafe(self._context.run, self.show, str(content.get("id")))
+        actions = {"rerun": self.rerun, "edit": self.edit}
+        if isinstance(content, dict) and content.get("kind") in actions:
+            action = actions[content["kind"]]
+            self._loop.call_soon_threadsafe(self._context.run, action, str(content.get("id")))
