@@ -71,6 +71,7 @@ class InputForm(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
         self.result = ipywidgets.VBox()
         self.view: PredictionView | None = None
         super().__init__([self.message])
+        self.add_class("nbcog-form")
         self._context = CreationContext()
         self._service = service
         self._base_url = base_url

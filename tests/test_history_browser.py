@@ -1,0 +1,157 @@
+"""Re-run from the monitor in a real browser (issue 15): JupyterLab on 127.0.0.1, chromium.
+
+``%cog serve`` shows the monitor; predictions made over HTTP appear in it. Re-run runs one again
+as it was; Edit opens the input form filled with its inputs, and the edited run gives the new
+output; re-running one with a Secret input asks for the secret again. The secret is never on
+the page or in the saved notebook.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from test_widget_browser import CHROMIUM, CHROMIUM_ARGS, TOKEN, WAIT_MS, jupyter_lab
+
+pytestmark = pytest.mark.slow
+
+PREDICTOR = """
+from cog import BaseRunner, Input, Secret
+
+class Predictor(BaseRunner):
+    def run(
+        self,
+        text: str,
+        times: int = Input(default=1, ge=1, le=5),
+        key: Secret = Input(default=None),
+    ) -> str:
+        secret = key.get_secret_value() if key is not None else ""
+        return f"{text * times} ({len(secret)})"
+"""
+CELLS = [
+    "%load_ext nbcog\n%cog serve predict.py:Predictor --port 0",
+    "from pathlib import Path\nimport nbcog\n"
+    "Path('server_url.txt').write_text(nbcog.kernel.serving.servers()[-1].url)",
+]
+SECRET = "sk-browser-40417"
+
+
+def _notebook() -> dict:
+    cells = [
+        {
+            "cell_type": "code",
+            "execution_count": None,
+            "id": f"cell{index}",
+            "metadata": {},
+            "outputs": [],
+            "source": source,
+        }
+        for index, source in enumerate(CELLS)
+    ]
+    return {
+        "cells": cells,
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+
+
+def test_rerun_and_edit_from_the_monitor(tmp_path):
+    """Re-run as is, Edit then Run, and a Secret asked again, all clicked in the browser."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (scripts/test installs it)")
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    (root / "predict.py").write_text(PREDICTOR)
+    (root / "history.ipynb").write_text(json.dumps(_notebook()))
+
+    with jupyter_lab(root, tmp_path / "home") as base, sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 1600})
+        page.set_default_timeout(WAIT_MS)
+        try:
+            page.goto(f"{base}/lab/tree/history.ipynb?token={TOKEN}")
+            page.wait_for_function(
+                "() => window.jupyterapp?.shell.currentWidget?.sessionContext !== undefined"
+            )
+            page.evaluate(
+                """async () => {
+                    const panel = window.jupyterapp.shell.currentWidget;
+                    await panel.context.ready;
+                    await panel.sessionContext.ready;
+                    await window.jupyterapp.commands.execute('notebook:run-all-cells');
+                }"""
+            )
+            page.locator(".nbcog-monitor").wait_for()
+            url_file = root / "server_url.txt"
+            deadline = time.monotonic() + WAIT_MS / 1000
+            while not url_file.exists():  # written by the second cell
+                assert time.monotonic() < deadline, "the notebook did not write the URL"
+                page.wait_for_timeout(50)
+            url = url_file.read_text()
+            for body in (
+                {"id": "plain", "input": {"text": "ab", "times": 2}},
+                {"id": "secret", "input": {"text": "s", "key": SECRET}},
+            ):
+                requests.post(f"{url}/predictions", json=body, timeout=60).raise_for_status()
+            plain = page.locator(".nbcog-monitor tr[data-id=plain]")
+            plain.locator(".nbcog-status[data-status=succeeded]").wait_for()
+
+            # Re-run as it was: a third row, and its view shows the same output.
+            plain.locator(".nbcog-rerun").click()
+            page.locator(".nbcog-monitor tbody tr:nth-child(3)").wait_for()
+            rerun = page.locator(".nbcog-view").last
+            rerun.locator(".nbcog-status[data-status=succeeded]").wait_for()
+            assert rerun.locator(".nbcog-output-text").inner_text().strip() == "abab (0)"
+            assert rerun.locator(".nbcog-id").inner_text() not in ("plain", "secret")
+
+            # Edit: the form holds the inputs; change the text, Run, see the new output.
+            plain.locator(".nbcog-edit").click()
+            form = page.locator(".nbcog-form")
+            text = _field(page, form, "Text")
+            text.wait_for()
+            assert text.input_value() == "ab"
+            text.fill("xy")
+            text.press("Tab")
+            form.locator("button", has_text="Run").click()
+            edited = form.locator(".nbcog-view")
+            edited.locator(".nbcog-status[data-status=succeeded]").wait_for()
+            assert edited.locator(".nbcog-output-text").inner_text().strip() == "xyxy (0)"
+
+            # A Secret: re-run asks for it again; typed in, the run gets it.
+            page.locator(".nbcog-monitor tr[data-id=secret] .nbcog-rerun").click()
+            form.get_by_text("Enter key again: secret inputs are never stored.").wait_for()
+            key = _field(page, form, "Key")
+            assert key.input_value() == ""
+            assert _field(page, form, "Text").input_value() == "s"
+            key.fill("k3y")
+            key.press("Tab")
+            form.locator("button", has_text="Run").click()
+            asked = form.locator(".nbcog-view")
+            asked.locator(".nbcog-status[data-status=succeeded]").wait_for()
+            assert asked.locator(".nbcog-output-text").inner_text().strip() == "s (3)"
+            assert SECRET not in page.content()
+
+            page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+            page.wait_for_function(
+                "() => !window.jupyterapp.shell.currentWidget.context.model.dirty"
+            )
+        finally:
+            page.screenshot(path=str(tmp_path / "history_browser.png"), full_page=True)
+            browser.close()
+    saved = (root / "history.ipynb").read_text()
+    assert SECRET not in saved
+    assert "plain" in saved  # the monitor's static table was saved, without the secret
+
+
+def _field(page, form, label: str):
+    """The input box of the form field labelled ``label``."""
+    title = page.locator("b", has_text=re.compile(f"^{label}$"))
+    return form.locator(".widget-hbox", has=title).locator("input, textarea").first
