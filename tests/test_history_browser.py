@@ -112,6 +112,13 @@ def test_rerun_and_edit_from_the_monitor(tmp_path):
             assert rerun.locator(".nbcog-output-text").inner_text().strip() == "abab (0)"
             assert rerun.locator(".nbcog-id").inner_text() not in ("plain", "secret")
 
+            # Its view offers the request for every client: the Python one has the URL.
+            rerun.locator(".nbcog-snippets summary").click()
+            rerun.locator(".nbcog-snippet-tab[data-lang=python]").click()
+            python = rerun.locator(".nbcog-snippet-code").inner_text()
+            assert "import requests" in python and f"{url}/predictions" in python
+            assert "'text': 'ab'" in python
+
             # Edit: the form holds the inputs; change the text, Run, see the new output.
             plain.locator(".nbcog-edit").click()
             form = page.locator(".nbcog-form")

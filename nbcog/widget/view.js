@@ -177,6 +177,30 @@ function itemNode(item) {
   return box;
 }
 
+// The same request for every client, from nbcog/core/snippets.py (the one builder).
+const SNIPPET_LANGUAGES = [
+  ["curl", "curl"], ["python", "Python"], ["js", "JavaScript"], ["cog", "cog predict"],
+];
+
+function snippetBox(snippets) {
+  const box = h("details", "nbcog-snippets");
+  const tabs = h("div", "nbcog-snippet-tabs");
+  const code = h("pre", "nbcog-snippet-code");
+  box.append(h("summary", null, "Use via API: curl, Python, JavaScript, cog"), tabs, code);
+  for (const [lang, label] of SNIPPET_LANGUAGES) {
+    if (!(lang in snippets)) continue;
+    const tab = h("button", "nbcog-snippet-tab", label);
+    tab.dataset.lang = lang;
+    tab.addEventListener("click", () => {
+      code.textContent = snippets[lang];
+      for (const other of tabs.children) other.classList.toggle("nbcog-selected", other === tab);
+    });
+    tabs.appendChild(tab);
+  }
+  tabs.firstChild?.click();
+  return box;
+}
+
 function render(model, el, store) {
   el.classList.add("nbcog-view");
   const header = h("div", "nbcog-header");
@@ -212,7 +236,11 @@ function render(model, el, store) {
   const curlBox = h("details", "nbcog-curl");
   curlBox.append(h("summary", null, "HTTP request (curl)"), h("pre", null, model.get("curl")));
 
-  el.replaceChildren(header, notices, text, items, errorBox, logsBox, metricsBox, timelineBox, curlBox);
+  const apiBox = snippetBox(model.get("snippets") || {});
+
+  el.replaceChildren(
+    header, notices, text, items, errorBox, logsBox, metricsBox, timelineBox, curlBox, apiBox,
+  );
 
   let state = store.state;
 

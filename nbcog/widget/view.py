@@ -31,7 +31,8 @@ from typing import Any
 import anywidget
 import traitlets
 
-from nbcog.core import events, snippets
+from nbcog.core import events
+from nbcog.core import snippets as api_snippets
 from nbcog.core.broadcaster import Subscription
 from nbcog.core.errors import TooManySubscribers
 from nbcog.core.prediction import Prediction
@@ -79,15 +80,15 @@ def output_schema(service: PredictionService, training: bool) -> dict[str, Any] 
 
 def target_of(
     service: PredictionService, base_url: str | None, token: str | None, training: bool
-) -> snippets.Target:
+) -> api_snippets.Target:
     """Where the view's snippets send a prediction like this one."""
     openapi = service.openapi or {}
-    return snippets.Target(
+    return api_snippets.Target(
         base_url or DEFAULT_BASE_URL,
         token=token,
         streaming=service.streaming,
         training=training,
-        secrets=snippets.secret_inputs(openapi),
+        secrets=api_snippets.secret_inputs(openapi),
     )
 
 
@@ -114,6 +115,7 @@ class PredictionView(anywidget.AnyWidget):
     created_ms = traitlets.Float(0.0).tag(sync=True)
     completed_ms = traitlets.Float(None, allow_none=True).tag(sync=True)
     curl = traitlets.Unicode("").tag(sync=True)
+    snippets = traitlets.Dict().tag(sync=True)  # language -> code (nbcog/core/snippets.py)
     done = traitlets.Bool(False).tag(sync=True)
     status = traitlets.Unicode("starting").tag(sync=True)
     output_text = traitlets.Unicode("").tag(sync=True)
@@ -171,7 +173,8 @@ class PredictionView(anywidget.AnyWidget):
             prediction_id=prediction.id,
             kind=prediction.kind,
             created_ms=created_ms,
-            curl=snippets.curl(where, prediction.input, sse=where.sse),
+            curl=api_snippets.curl(where, prediction.input, sse=where.sse),
+            snippets=api_snippets.all_snippets(where, prediction.input),
             **self._traits_now(created_ms),
         )
         self.on_msg(self._on_frontend_message)
