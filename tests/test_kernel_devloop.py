@@ -206,3 +206,23 @@ def test_history_again_and_snippets(kernel, tmp_path):
     example = kernel.ok("%cog snippet --lang js").stdout
     assert '"text":"..."' in example.replace(" ", "")
     assert SECRET not in _everything_shown(kernel)
+
+
+def test_env_token_and_the_proxy_url_in_snippets(kernel):
+    """``NBCOG_TOKEN`` turns the token on (never printed); under JupyterHub the snippets use
+    the public proxy URL, with the token."""
+    kernel.ok(ECHO)
+    kernel.ok(
+        "import os\nos.environ.update(NBCOG_TOKEN='env-tok-1', "
+        "JUPYTERHUB_SERVICE_PREFIX='/user/ada/', JUPYTERHUB_PUBLIC_URL='https://hub.example.org')"
+    )
+    cell = kernel.ok("%cog serve Predictor --port 0")
+    assert "env-tok-1" not in cell.stdout
+    url = kernel.value(f"{HANDLE}.url")
+    port = kernel.value(f"{HANDLE}.port")
+    assert wait_ready(url)["status"] == "READY"
+    assert post(url, None).status_code == 401
+    assert post(url, "env-tok-1").status_code == 200
+    snippet = kernel.ok("%cog snippet --lang python").stdout
+    assert f"'https://hub.example.org/user/ada/proxy/{port}/predictions'" in snippet
+    assert "'Authorization': 'Bearer env-tok-1'" in snippet

@@ -32,6 +32,10 @@ FORBIDDEN = {
     "nbcog.http.server": ["ipywidgets", "IPython"],
     "nbcog.console": ["tornado", "ipywidgets", "IPython"],
     "nbcog.core.urls": ["tornado", "IPython", "cog", "asyncio"],
+    "nbcog.core.snippets": ["tornado", "IPython", "cog", "asyncio"],
+    "nbcog.runner.watching": ["tornado", "ipywidgets", "IPython"],
+    "nbcog.http.auth": ["ipywidgets", "IPython"],
+    "nbcog.http.reloading": ["ipywidgets", "IPython"],
     # nest_asyncio2 patches asyncio process-wide: only a blocking %cog predict may apply it.
     "nbcog.kernel": ["nest_asyncio2"],
     # ipywidgets itself imports IPython, so the widget's own sources are checked for IPython

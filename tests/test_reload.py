@@ -107,6 +107,41 @@ def test_a_syntax_error_keeps_the_old_code_serving(served, tmp_path):
     assert served.stderr().count("SyntaxError") == 1
 
 
+SLOW = """
+import os, time
+from cog import BaseRunner
+
+class Predictor(BaseRunner):
+    def run(self, text: str) -> str:
+        open("started", "w").close()
+        deadline = time.monotonic() + 60
+        while not os.path.exists("never") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return "{version} " + text
+"""
+
+
+def test_a_save_cancels_predictions_in_flight(launch, tmp_path):  # noqa: F811
+    """A prediction running when the file is saved ends canceled; the next gets the new code."""
+    write(tmp_path, "predict.py", SLOW.format(version="v1"))
+    server = launch(["serve", "predict.py:Predictor", "--reload"], cwd=tmp_path)
+    server.wait_ready()
+    answers: list[dict] = []
+    body = {"input": {"text": "a"}}
+
+    def predict() -> None:
+        answers.append(requests.post(server.url + "/predictions", json=body, timeout=60).json())
+
+    running = threading.Thread(target=predict)
+    running.start()
+    wait_until(lambda: (tmp_path / "started").exists(), "the prediction to start")
+    save(tmp_path / "predict.py", SLOW.format(version="v2").replace('"never"', '"started"'))
+    running.join(60)
+    assert answers[0]["status"] == "canceled"
+    wait_until(lambda: output(server.url) == "v2 a", "the new code served")
+    assert "cancelled 1 in flight" in server.stderr()
+
+
 def test_idle_watching_server_uses_no_cpu(served):
     """Over 5 s without requests or saves, the watching server uses (almost) no CPU time."""
     pid = served.proc.pid
