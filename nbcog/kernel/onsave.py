@@ -13,6 +13,8 @@ import contextvars
 import time
 from typing import TYPE_CHECKING, Any
 
+from IPython.core.getipython import get_ipython
+
 from nbcog.kernel.render import Text
 from nbcog.kernel.report import SetupView
 from nbcog.runner.watching import Save, SourceWatcher, forget_local_modules
@@ -31,13 +33,7 @@ class SaveReloader:
         self._watcher = SourceWatcher(ref, self._on_save)
         self._display: Any = None
         self.saves = 0
-        try:
-            from IPython import get_ipython
-
-            in_kernel = getattr(get_ipython(), "kernel", None) is not None
-        except ImportError:  # pragma: no cover - IPython is a dependency
-            in_kernel = False
-        if in_kernel:
+        if getattr(get_ipython(), "kernel", None) is not None:
             from IPython.display import display
 
             self._display = display(Text(self._watching()), display_id=True)
