@@ -207,7 +207,7 @@ def test_usage_errors_are_one_line(kernel, tmp_path):
     )
     assert kernel.run("%cog bogus").usage_error == (
         "unknown command 'bogus'; the commands are: "
-        "serve, stop, status, predict, schema, watch, export"
+        "serve, stop, status, predict, schema, watch, export, history, snippet"
     )
     assert kernel.run("%cog serve").usage_error == "the following arguments are required: name"
     assert kernel.run("%cog serve Nope").usage_error == (
