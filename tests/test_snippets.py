@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from nbcog.core.snippets import (
+    INLINE_FILE_LIMIT,
     LANGUAGES,
     SECRET_PLACEHOLDER,
     Target,
@@ -162,3 +163,13 @@ def test_unknown_language():
     with pytest.raises(ValueError, match="curl, python, js, cog"):
         snippet("ruby", Target("http://x"), {})
     assert LANGUAGES == ("curl", "python", "js", "cog")
+
+
+def test_large_data_urls_become_a_placeholder():
+    """A data: URL input over the limit is a placeholder in snippets; small ones stay as is."""
+    small = "data:text/plain;base64,aGk="
+    large = "data:image/png;base64," + "A" * INLINE_FILE_LIMIT
+    text = python(Target("http://x"), {"a": small, "b": large, "c": [large]})
+    assert small in text
+    assert large not in text
+    assert text.count("<image/png, 64 KiB as a data: URL: give a data: or https: URL>") == 2

@@ -6,7 +6,8 @@ predict -i ...`` line, all from the same ``Target`` (URL, token, streaming) and 
 monitor's views, the serving cell's ready message and ``%cog snippet`` use it; the tests run
 every snippet against a live server. Pure: no I/O, stdlib only.
 
-Inputs are written as the server received them (files as their ``data:`` or ``http`` URLs);
+Inputs are written as the server received them (files as their ``data:`` or ``http`` URLs;
+a ``data:`` URL over ``INLINE_FILE_LIMIT`` becomes a placeholder saying what to put there);
 a ``Secret`` input arrives masked, and is replaced by a placeholder that says to fill it in,
 so no snippet ever carries a secret.
 """
@@ -25,6 +26,10 @@ from nbcog.core.validation import inline_refs
 LANGUAGES = ("curl", "python", "js", "cog")
 SECRET_PLACEHOLDER = "<your secret>"  # noqa: S105 - what a snippet shows instead of a secret
 LINE_WIDTH = 80
+INLINE_FILE_LIMIT = 64 * 1024
+"""A ``data:`` URL input longer than this is shown as a placeholder: a snippet is code for a
+person to read and paste (and a view syncs every language's to the browser), not a copy of a
+20 MB upload. Re-running a prediction sends its real input, never a snippet."""
 SSE_ACCEPT = "text/event-stream"  # exactly this: jupyter-server-proxy streams only then
 
 
@@ -62,10 +67,20 @@ class Target:
     def body(self, inputs: Mapping[str, Any]) -> dict[str, Any]:
         """``{"input": ...}`` with secrets replaced by the placeholder."""
         shown = {
-            name: SECRET_PLACEHOLDER if name in self.secrets else value
+            name: SECRET_PLACEHOLDER if name in self.secrets else _shown_value(value)
             for name, value in inputs.items()
         }
         return {"input": shown}
+
+
+def _shown_value(value: Any) -> Any:
+    """``value``, with large ``data:`` URLs (also in lists) replaced by a placeholder."""
+    if isinstance(value, list):
+        return [_shown_value(item) for item in value]
+    if isinstance(value, str) and value.startswith("data:") and len(value) > INLINE_FILE_LIMIT:
+        kind = value[5:].split(",", 1)[0].split(";", 1)[0] or "file"
+        return f"<{kind}, {len(value) // 1024} KiB as a data: URL: give a data: or https: URL>"
+    return value
 
 
 def curl(target: Target, inputs: Mapping[str, Any], *, sse: bool = False) -> str:
