@@ -173,7 +173,7 @@ def _predict(url: str, token: str | None) -> int:
 def test_cli_generated_token_is_printed_once_and_required(launch, tmp_path):  # noqa: F811
     """``--token`` without a value: a random token printed once on stderr, then required."""
     write(tmp_path, "predict.py", SOURCE)
-    server = launch(["serve", "predict.py:Predictor", "--token", "-v"], cwd=tmp_path)
+    server = launch(["serve", "predict.py:Predictor", "--token"], cwd=tmp_path)
     server.wait_ready()
     found = re.search(r"nbcog: token \(shown once\): (\S+)\n", server.stderr())
     assert found is not None, server.stderr()
@@ -189,8 +189,8 @@ def test_cli_generated_token_is_printed_once_and_required(launch, tmp_path):  # 
 def test_cli_token_value_and_env(launch, tmp_path):  # noqa: F811
     """``--token VALUE`` and ``NBCOG_TOKEN`` set the token; neither is ever printed."""
     write(tmp_path, "predict.py", SOURCE)
-    given = launch(["serve", "predict.py:Predictor", "--token", TOKEN, "-v"], cwd=tmp_path)
-    from_env = launch(["serve", "predict.py:Predictor", "-v"], cwd=tmp_path, NBCOG_TOKEN=TOKEN)
+    given = launch(["serve", "predict.py:Predictor", "--token", TOKEN], cwd=tmp_path)
+    from_env = launch(["serve", "predict.py:Predictor"], cwd=tmp_path, NBCOG_TOKEN=TOKEN)
     for server in (given, from_env):
         server.wait_ready()
         assert _predict(server.url, None) == 401
