@@ -6,7 +6,9 @@ The only package that imports IPython, and (in ``loop.py`` only, lazily) ``nest_
 * ``extension``: ``load_ipython_extension`` / ``unload_ipython_extension``.
 * ``magics``: ``%cog serve|stop|status|predict|schema``.
 * ``serving``: ``serve()`` and ``ServerHandle``; the registry of this kernel's servers.
-* ``hosting``: a ``Server`` that reloads in place; a loop thread for ``--thread`` mode.
+* ``hosting``: a loop thread for ``--thread`` mode (the reloading ``Server`` is in ``nbcog.http``).
+* ``onsave``: ``--reload``, reloading on each save.
+* ``history``: ``%cog history``, ``%cog predict --again``, ``%cog snippet``.
 * ``loop``: blocking a cell while the loop keeps turning (nest_asyncio2), interrupts.
 * ``predict``, ``inputs``, ``render``, ``report``, ``lag``, ``ports``: the pieces.
 """

@@ -4,9 +4,9 @@ Rules a user can rely on (``%cog serve`` follows them too):
 
 * **Serving again reloads.** Serving with the ``port`` of a running server, or without a
   port (or with 0) under the name of a running server, *reloads* that server in place: same
-  port, same URL, new code, ``setup()`` re-run on a thread (see ``hosting`` for what happens
-  to predictions in flight). Another name or another port starts another server. A change of
-  ``host`` or ``thread`` restarts the server on its port instead.
+  port, same URL, new code, ``setup()`` re-run on a thread (see ``nbcog.http.reloading`` for
+  what happens to predictions in flight). Another name or another port starts another
+  server. A change of ``host`` or ``thread`` restarts the server on its port instead.
 * **Ports.** Without ``port``: Cog's 5000 when free, else the next free one up to 5099, and the
   message says which port was taken and by whom. An explicit ``port`` that another program
   holds is a ``PortInUse`` error naming the holder (another nbcog server, a Cog server, a pid).
