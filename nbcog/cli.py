@@ -251,10 +251,14 @@ def _watch(server: ReloadableServer, ref: str, console: Console) -> SourceWatche
     def on_save(save: Save) -> None:  # on the watcher's thread
         loop.call_soon_threadsafe(apply, save)
 
-    watcher = SourceWatcher(ref, on_save)
+    def on_ready() -> None:  # on the watcher's thread, once its OS watch is in place
+        files = ", ".join(path.name for path in watcher.watched())
+        loop.call_soon_threadsafe(
+            _say, f"reloading on save of {files} (and the local modules it imports)"
+        )
+
+    watcher = SourceWatcher(ref, on_save, on_ready)
     watcher.start()
-    files = ", ".join(path.name for path in watcher.watched())
-    _say(f"reloading on save of {files} (and the local modules it imports)")
     return watcher
 
 

@@ -105,9 +105,8 @@ def test_reload_on_save_in_the_notebook(kernel, tmp_path):
     predict = tmp_path / "predict.py"
     predict.write_text(RELOADED.format(version="v1"))
     cell = kernel.ok("%cog serve predict.py:Predictor --port 0 --reload")
-    assert {
-        "text/plain": "nbcog: reloading on save of predict.py (and the local modules it imports)"
-    } in cell.displays
+    assert {"text/plain": "nbcog: starting to watch predict.py"} in cell.displays
+    kernel.wait_for_update("nbcog: reloading on save of predict.py (and the local modules")
     url = kernel.value(f"{HANDLE}.url")
     _poll(lambda: _output(url) == "v1 a!", "v1")
     _save(predict, RELOADED.format(version="v2"))

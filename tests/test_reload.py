@@ -73,6 +73,7 @@ def served(launch, tmp_path):  # noqa: F811
     server = launch(["serve", "predict.py:Predictor", "--reload"], cwd=tmp_path)
     server.wait_ready()
     assert output(server.url) == "v1 a!"
+    wait_until(lambda: "nbcog: reloading on save of " in server.stderr(), "the watcher")
     return server
 
 
@@ -128,6 +129,7 @@ def test_a_save_cancels_predictions_in_flight(launch, tmp_path):  # noqa: F811
     write(tmp_path, "predict.py", SLOW.format(version="v1"))
     server = launch(["serve", "predict.py:Predictor", "--reload"], cwd=tmp_path)
     server.wait_ready()
+    wait_until(lambda: "nbcog: reloading on save of " in server.stderr(), "the watcher")
     answers: list[dict] = []
     body = {"input": {"text": "a"}}
 
@@ -203,9 +205,12 @@ def test_watcher_reports_each_save_once(tmp_path):
             saves.append(save_)
             arrived.notify_all()
 
-    watcher = SourceWatcher(f"{path}:P", on_save)
+    ready = threading.Event()
+    watcher = SourceWatcher(f"{path}:P", on_save, ready.set)
     watcher.start()
     try:
+        assert ready.wait(30)
+        assert watcher.ready.is_set()
         write(tmp_path, "unrelated.txt", "ignored\n")
         save(path, "x = (\n")
         with arrived:

@@ -30,19 +30,20 @@ class SaveReloader:
         self.ref = ref
         self._handle = handle
         self._context = contextvars.copy_context()
-        self._watcher = SourceWatcher(ref, self._on_save)
+        self._watcher = SourceWatcher(ref, self._on_save, self._on_ready)
         self._display: Any = None
         self.saves = 0
         if getattr(get_ipython(), "kernel", None) is not None:
             from IPython.display import display
 
-            self._display = display(Text(self._watching()), display_id=True)
-        else:
-            print(self._watching(), flush=True)
+            self._display = display(
+                Text(f"nbcog: starting to watch {self._watcher.file.name}"), display_id=True
+            )
 
-    def _watching(self) -> str:
+    def _on_ready(self) -> None:  # on the watcher's thread, once its OS watch is in place
         file = self._watcher.file.name
-        return f"nbcog: reloading on save of {file} (and the local modules it imports)"
+        text = f"nbcog: reloading on save of {file} (and the local modules it imports)"
+        self._handle.loop.call_soon_threadsafe(self._context.run, self._say, text)
 
     def start(self) -> None:
         """Begin watching."""

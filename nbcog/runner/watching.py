@@ -31,6 +31,10 @@ touch); it is also how often the watcher thread wakes to check ``stop()``: 5 tim
 DEBOUNCE_MS = 1000
 """Changes are grouped for at most this long, even while they keep coming."""
 
+READY_MS = 1000
+"""watchfiles returns to Python after this long without a change; the first return says the OS
+watch is in place (``on_ready``): a save before it could go unseen."""
+
 
 def predictor_file(ref: str) -> Path:
     """The file of a ``file.py:Name`` reference, resolved.
@@ -97,13 +101,22 @@ class Save:
 class SourceWatcher:
     """Calls ``on_save(Save)`` on its own thread after each save of a watched file.
 
-    ``stop()`` ends the thread within ``STEP_MS``; it is idempotent.
+    ``on_ready()`` is called once, on that thread, when the OS watch is in place (about
+    ``READY_MS`` after ``start()``). ``stop()`` ends the thread within ``STEP_MS``; it is
+    idempotent.
     """
 
-    def __init__(self, ref: str, on_save: Callable[[Save], None]) -> None:
+    def __init__(
+        self,
+        ref: str,
+        on_save: Callable[[Save], None],
+        on_ready: Callable[[], None] | None = None,
+    ) -> None:
         self.file = predictor_file(ref)
         self.folder = self.file.parent
         self._on_save = on_save
+        self._on_ready = on_ready
+        self.ready = threading.Event()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="nbcog-reload", daemon=True)
 
@@ -132,8 +145,16 @@ class SourceWatcher:
             stop_event=self._stop,
             debounce=DEBOUNCE_MS,
             step=STEP_MS,
+            rust_timeout=READY_MS,
+            yield_on_timeout=True,
             raise_interrupt=False,
         ):
+            if not self.ready.is_set():
+                self.ready.set()
+                if self._on_ready is not None:
+                    self._on_ready()
+            if not changes:  # the timeout: nothing was saved
+                continue
             changed = tuple(sorted({Path(path).resolve() for _, path in changes}))
             present = [path for path in changed if path.exists()]
             errors = [error for error in map(syntax_error, present) if error]
