@@ -14,6 +14,7 @@ their saved versions too, and the caller reloads through the hot-reload path.
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import traceback
@@ -52,12 +53,15 @@ def predictor_file(ref: str) -> Path:
 def local_modules(folder: Path) -> dict[Path, str]:
     """Imported modules whose source file is under ``folder``: file -> module name."""
     found: dict[Path, str] = {}
+    prefix = str(folder)
     for name, module in list(sys.modules.items()):
         if name == "__main__" or name.partition(".")[0] == "nbcog":  # never the server itself
             continue
         file = getattr(module, "__file__", None)
         if not file or not file.endswith(".py"):
             continue
+        if os.path.isabs(file) and not file.startswith(prefix):
+            continue  # cheap: most modules live in site-packages (a symlink into folder is missed)
         path = Path(file).resolve()
         if path.is_relative_to(folder):
             found[path] = name
