@@ -17,7 +17,9 @@ import pytest
 import requests
 from test_widget_browser import CHROMIUM, CHROMIUM_ARGS, TOKEN, WAIT_MS, jupyter_lab
 
-pytestmark = pytest.mark.slow
+# JupyterLab, a kernel and chromium on a shared machine: more than the suite's 120 s hang
+# guard can pass under load (alone it takes about 20 s).
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 PREDICTOR = """
 from cog import BaseRunner, Input, Secret
