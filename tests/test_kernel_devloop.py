@@ -181,10 +181,10 @@ def test_history_again_and_snippets(kernel, tmp_path):
         f"{first['id']} had the secret input 'key', which is never stored: "
         "give it again (-i key=...)"
     )
-    again = kernel.ok(f"%cog predict --again {first['id']} -i key=k2 -i times=3")
-    assert again.displays[-1] == {"text/plain": "ababab|2|file body"}
-    again = kernel.ok(f"%cog predict --again {plain['id']}")
-    assert again.displays[-1] == {"text/plain": "x|0|"}
+    kernel.ok(f"_out = %cog predict --again {first['id']} -i key=k2 -i times=3")
+    assert kernel.value("_out") == "ababab|2|file body"
+    kernel.ok(f"_out = %cog predict --again {plain['id']} --plain")
+    assert kernel.value("_out") == "x|0|"
     assert kernel.run("%cog predict --again pred_nope").usage_error.startswith(
         "no prediction 'pred_nope'"
     )
