@@ -11,11 +11,19 @@ from __future__ import annotations
 import json
 import re
 import time
-from pathlib import Path
 
 import pytest
 import requests
-from test_widget_browser import CHROMIUM, CHROMIUM_ARGS, TOKEN, WAIT_MS, jupyter_lab
+from browserkit import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    WAIT_MS,
+    jupyter_app,
+    notebook_json,
+    open_notebook,
+    require_browser,
+    save_notebook,
+)
 
 # JupyterLab, a kernel and chromium on a shared machine: more than the suite's 120 s hang
 # guard can pass under load (alone it takes about 20 s).
@@ -42,55 +50,21 @@ CELLS = [
 SECRET = "sk-browser-40417"
 
 
-def _notebook() -> dict:
-    cells = [
-        {
-            "cell_type": "code",
-            "execution_count": None,
-            "id": f"cell{index}",
-            "metadata": {},
-            "outputs": [],
-            "source": source,
-        }
-        for index, source in enumerate(CELLS)
-    ]
-    return {
-        "cells": cells,
-        "metadata": {
-            "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
-        },
-        "nbformat": 4,
-        "nbformat_minor": 5,
-    }
-
-
 def test_rerun_and_edit_from_the_monitor(tmp_path):
     """Re-run as is, Edit then Run, and a Secret asked again, all clicked in the browser."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (scripts/test installs it)")
+    sync_api = require_browser()
     root = tmp_path / "notebooks"
     root.mkdir()
     (root / "predict.py").write_text(PREDICTOR)
-    (root / "history.ipynb").write_text(json.dumps(_notebook()))
+    (root / "history.ipynb").write_text(json.dumps(notebook_json(CELLS)))
 
-    with jupyter_lab(root, tmp_path / "home") as base, sync_api.sync_playwright() as playwright:
+    home = tmp_path / "home"
+    with jupyter_app("lab", root, home) as base, sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1280, "height": 1600})
         page.set_default_timeout(WAIT_MS)
         try:
-            page.goto(f"{base}/lab/tree/history.ipynb?token={TOKEN}")
-            page.wait_for_function(
-                "() => window.jupyterapp?.shell.currentWidget?.sessionContext !== undefined"
-            )
-            page.evaluate(
-                """async () => {
-                    const panel = window.jupyterapp.shell.currentWidget;
-                    await panel.context.ready;
-                    await panel.sessionContext.ready;
-                    await window.jupyterapp.commands.execute('notebook:run-all-cells');
-                }"""
-            )
+            open_notebook(page, base, "lab", "history.ipynb")
             page.locator(".nbcog-monitor").wait_for()
             url_file = root / "server_url.txt"
             deadline = time.monotonic() + WAIT_MS / 1000
@@ -148,10 +122,7 @@ def test_rerun_and_edit_from_the_monitor(tmp_path):
             assert asked.locator(".nbcog-output-text").inner_text().strip() == "s (3)"
             assert SECRET not in page.content()
 
-            page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
-            page.wait_for_function(
-                "() => !window.jupyterapp.shell.currentWidget.context.model.dirty"
-            )
+            save_notebook(page)
         finally:
             page.screenshot(path=str(tmp_path / "history_browser.png"), full_page=True)
             browser.close()
