@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 from nbcog._version import __version__
 
 if TYPE_CHECKING:
-    from nbcog.http.server import PortInUse, Server
+    from nbcog.assembly import Server
+    from nbcog.http.server import PortInUse
     from nbcog.kernel import CannotPredict, PredictionFailed, PredictionResult, ServerHandle, serve
 
 __all__ = [
@@ -52,10 +53,14 @@ def unload_ipython_extension(ipython: Any) -> None:
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("Server", "PortInUse"):
-        from nbcog.http import server
+    if name == "Server":
+        from nbcog.assembly import Server
 
-        return getattr(server, name)
+        return Server
+    if name == "PortInUse":
+        from nbcog.http.server import PortInUse
+
+        return PortInUse
     if name in _KERNEL_NAMES:
         import nbcog.kernel
 

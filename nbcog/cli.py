@@ -63,8 +63,8 @@ from typing import TYPE_CHECKING, Any
 from nbcog.core.jsonenc import dumps
 
 if TYPE_CHECKING:
+    from nbcog.assembly import Server
     from nbcog.console import Console
-    from nbcog.http.reloading import ReloadableServer
     from nbcog.runner.watching import SourceWatcher
 
 
@@ -126,16 +126,16 @@ def _token(value: str | None) -> tuple[str | None, bool]:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from nbcog.assembly import Server
     from nbcog.console import Console
     from nbcog.http.auth import exposure_warning
-    from nbcog.http.reloading import ReloadableServer
     from nbcog.http.server import PortInUse
 
     # Taken before setup's log capture wraps the streams (writing through it would work too).
     console = Console(sys.stdout, sys.stderr, predictor_output=not args.quiet)
 
     token, generated = _token(args.token)
-    server = ReloadableServer(
+    server = Server(
         args.ref,
         train=args.train,
         host=args.host,
@@ -226,7 +226,7 @@ def _say(message: str) -> None:
     print(f"nbcog: {message}", file=sys.stderr, flush=True)
 
 
-def _watch(server: ReloadableServer, ref: str, console: Console) -> SourceWatcher:
+def _watch(server: Server, ref: str, console: Console) -> SourceWatcher:
     """Reload ``server`` (on its loop) after each save that compiles; report each save once.
 
     The new service is attached to ``console``, which prints its setup and predictions.

@@ -28,16 +28,17 @@ from nbcog.core.errors import (
     InputValidationError,
     NotReady,
     StreamingNotSupported,
+    describe_exception,
 )
 from nbcog.core.events import Event
 from nbcog.core.prediction import Prediction, Status
 from nbcog.core.validation import inline_refs, validate_input
+from nbcog.core.versions import versions
 from nbcog.runner.cog_adapter import HandlerInfo
 from nbcog.runner.pipe import EventPipe
 from nbcog.runner.runtime import Runtime, SetupFailed
-from nbcog.runner.versions import versions
 from nbcog.runner.webhooks import WebhookSender, WebhookTracker
-from nbcog.runner.worker import Finished, Job, Runner, describe_exception
+from nbcog.runner.worker import Finished, Job, Runner
 
 log = logging.getLogger("nbcog")
 
@@ -338,6 +339,10 @@ class PredictionService:
         if status is Health.UNHEALTHY:
             body["user_healthcheck_error"] = user_error
         return body
+
+    def user_healthcheck(self) -> concurrent.futures.Future[Any] | None:
+        """Start the predictor's ``healthcheck()`` on its thread; None when it has none."""
+        return self.runtime.healthcheck()
 
     # -- creates -----------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from nbcog.http.server import Server
+from nbcog.assembly import Server
 from nbcog.service import Health
 
 

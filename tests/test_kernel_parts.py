@@ -15,8 +15,9 @@ import time
 import pytest
 import requests
 
+from nbcog.assembly import Server
 from nbcog.core.encoding import data_url
-from nbcog.kernel.hosting import ReloadableServer, ServerThread
+from nbcog.kernel.hosting import ServerThread
 from nbcog.kernel.inputs import example_input, parse_inputs
 from nbcog.kernel.lag import LagMonitor
 from nbcog.kernel.loop import block_on
@@ -271,7 +272,7 @@ def test_reloadable_server_keeps_its_port(tmp_path):
     two = tmp_path / "two.py"
     two.write_text(TRIVIAL.replace("VALUE", "two"))
     runner = ServerThread("nbcog-test-reload")
-    server = ReloadableServer(f"{one}:Predictor", port=0)
+    server = Server(f"{one}:Predictor", port=0)
     try:
         runner.call(server.start)
         url = server.url

@@ -2,11 +2,23 @@
 
 Each error carries the exact status and JSON body coglet sends, so the translation to HTTP is
 a single lookup in ``nbcog.http.handlers`` and the widget can show the same message.
+``describe_exception`` is how any layer names an exception in those messages.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from nbcog.core.strictjson import scrub_surrogates
+
+
+def describe_exception(exc: BaseException) -> str:
+    """``{E}`` of the spec (§9.4): ``ValueError: boom``, ``KeyError: 'k'``, ``SystemExit: 3``.
+
+    Lone surrogates (an exception quoting ``os.fsdecode(b"\\xff")``) become U+FFFD, so the
+    error can always be sent.
+    """
+    return scrub_surrogates(f"{type(exc).__qualname__}: {exc}")
 
 
 class NbcogError(Exception):

@@ -44,7 +44,7 @@ def make_app(
         (
             r"/health-check",
             handlers.HealthHandler,
-            {**common, "health_checker": HealthChecker(service.runtime)},
+            {**common, "health_checker": HealthChecker(service.user_healthcheck)},
         ),
         (r"/openapi.json", handlers.OpenAPIHandler, common),
         (r"/shutdown", handlers.ShutdownHandler, {**common, "on_shutdown": on_shutdown}),

@@ -23,11 +23,11 @@ from nbcog.core.errors import (
 )
 from nbcog.core.jsonenc import dumpb
 from nbcog.core.prediction import Status
+from nbcog.core.versions import versions
 from nbcog.http.envelope import EnvelopeError, parse_envelope
 from nbcog.http.health import HealthChecker
 from nbcog.http.responses import OpenResponses
 from nbcog.http.sse import Closer, stream_events
-from nbcog.runner.versions import versions
 from nbcog.service import InFlight, Mode, PredictionService
 
 PAYLOAD_TOO_LARGE = "Failed to buffer the request body: length limit exceeded"

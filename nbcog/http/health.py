@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+from collections.abc import Callable
 from typing import Any
 
-from nbcog.runner.runtime import Runtime
-from nbcog.runner.worker import describe_exception
+from nbcog.core.errors import describe_exception
 
 HEALTHCHECK_TIMEOUT = 5.0
 FAILED_FALSE = "Healthcheck failed: user-defined healthcheck returned False"
@@ -18,10 +18,18 @@ TIMED_OUT = "Healthcheck failed: user-defined healthcheck timed out after 5.0 se
 
 
 class HealthChecker:
-    """Runs the user healthcheck for the health-check handler, one call at a time."""
+    """Runs the user healthcheck for the health-check handler, one call at a time.
 
-    def __init__(self, runtime: Runtime, timeout: float = HEALTHCHECK_TIMEOUT) -> None:
-        self._runtime = runtime
+    ``start`` begins one call and returns its future, or None when there is no healthcheck
+    (``PredictionService.user_healthcheck``).
+    """
+
+    def __init__(
+        self,
+        start: Callable[[], concurrent.futures.Future[Any] | None],
+        timeout: float = HEALTHCHECK_TIMEOUT,
+    ) -> None:
+        self._start = start
         self._timeout = timeout
         self._current: asyncio.Future[str | None] | None = None
 
@@ -32,7 +40,7 @@ class HealthChecker:
         return await asyncio.shield(self._current)
 
     async def _run(self) -> str | None:
-        future: concurrent.futures.Future[Any] | None = self._runtime.healthcheck()
+        future = self._start()
         if future is None:
             return None
         try:

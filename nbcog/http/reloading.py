@@ -1,12 +1,13 @@
-"""``ReloadableServer``: a ``Server`` that swaps its predictor without closing its socket.
+"""``ReloadableServer``: a ``Server`` that swaps its service without closing its socket.
 
-Used by notebooks (serving a cell again) and by ``--reload`` (saving the file).
+Used by notebooks (serving a cell again) and by ``--reload`` (saving the file), through
+``nbcog.Server.reload(predictor)`` (``nbcog/assembly.py``), which gives the service factory the
+new predictor first.
 
 Hot reload keeps the listening socket, so the port and URL never change and no client sees a
-refused connection: the new predictor gets a new service and application, and the tornado
-``HTTPServer`` hands every *new* request to the new application (it reads ``request_callback``
-per request, keep-alive connections included). Requests already being handled finish against
-the old service.
+refused connection: a new service and application replace the old ones
+(``Server.replace_service``), and every *new* request reaches them. Requests already being
+handled finish against the old service.
 
 **Predictions in flight at a reload are cancelled.** They end ``canceled`` the normal way: SSE
 clients get the ``completed`` event, sync clients the canceled body, webhooks fire. Letting them
@@ -20,33 +21,30 @@ reach the new service and get 404.
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
-from nbcog.http.server import Server
+from nbcog.http.server import Server, ServiceFactory
 from nbcog.service import PredictionService
 
 
 class ReloadableServer(Server):
-    """A ``Server`` whose predictor can be replaced without closing its socket."""
+    """A ``Server`` whose service can be rebuilt without closing its socket."""
 
-    def __init__(self, predictor: object, **options: Any) -> None:
-        super().__init__(predictor, **options)
+    def __init__(self, services: ServiceFactory, **options: Any) -> None:
+        super().__init__(services, **options)
         self._draining: list[PredictionService] = []
 
-    def reload(self, predictor: object) -> list[str]:
-        """Serve ``predictor`` from now on (serving loop only); returns the cancelled ids.
+    def reload(self) -> list[str]:
+        """Serve a new service from ``services`` (serving loop only); returns the cancelled ids.
 
-        ``setup()`` of the new predictor starts at once on a setup thread; until it ends the
-        health-check says ``STARTING`` and creates get 503, as at first start.
+        Its ``setup()`` starts at once on a setup thread; until it ends the health-check says
+        ``STARTING`` and creates get 503, as at first start.
+
+        Raises:
+            RuntimeError: the server is not running.
         """
-        if self._http is None or self.service is None:
-            msg = "the server is not running"
-            raise RuntimeError(msg)
-        old = self.service
-        self._predictor = predictor
-        self.service, app = self._make_service(asyncio.get_running_loop())
-        self._http.request_callback = app
+        old = self.replace_service()
+        assert self.service is not None
         cancelled = [entry.prediction.id for entry in old.inflight()]
         for prediction_id in cancelled:
             old.cancel(prediction_id)

@@ -1,9 +1,13 @@
-"""``Server``: a predictor served over Cog's HTTP API on the current asyncio loop.
+"""``Server``: a prediction service served over Cog's HTTP API on the current asyncio loop.
 
 ``start()`` does not block: it binds the socket, registers the server with the running loop
 (the kernel's, in a notebook) and begins ``setup()`` on a thread, like Bokeh's ``show_app``.
 ``run()`` is the blocking entry point for the CLI. ``stop()`` is idempotent, because notebook
 users re-run cells.
+
+The server does not build what it serves: a ``ServiceFactory`` does (``nbcog/assembly.py``
+puts runtime, webhooks and service together; ``nbcog.Server(predictor)`` is that assembly
+around this class), so this package never imports the runner.
 """
 
 from __future__ import annotations
@@ -12,6 +16,8 @@ import asyncio
 import errno
 import socket
 import threading
+from collections.abc import Callable
+from typing import Protocol
 
 import tornado.httpserver
 import tornado.httputil
@@ -20,9 +26,6 @@ from nbcog.http.app import DEFAULT_KEEPALIVE, DEFAULT_MAX_BODY_SIZE, make_app
 from nbcog.http.auth import guard
 from nbcog.http.connection import MAX_HEADER_BYTES, GuardedHTTPServer
 from nbcog.http.responses import OpenResponses
-from nbcog.runner.runtime import Runtime
-from nbcog.runner.versions import versions
-from nbcog.runner.webhooks import WebhookSender
 from nbcog.service import Health, PredictionService
 
 DEFAULT_PORT = 5000
@@ -34,52 +37,53 @@ class PortInUse(OSError):
     """The requested port is taken by another listener."""
 
 
+class ServiceFactory(Protocol):
+    """What a ``Server`` serves: a fresh service at each start and each ``replace_service``."""
+
+    def build(self, loop: asyncio.AbstractEventLoop) -> PredictionService:
+        """A new service on ``loop``, not started."""
+        ...
+
+    def release(self) -> Callable[[], None]:
+        """Detach what the built services share; the returned call finishes releasing it.
+
+        That call may block (queued webhooks get a few seconds to go out), so ``stop()`` runs
+        it on a thread of its own.
+        """
+        ...
+
+
 class Server:
-    """Serve ``predictor`` (a class, instance, function, or ``file.py:Name``) over HTTP.
+    """Serve the services ``services`` builds over HTTP.
 
     Args:
-        predictor: what to serve; classes and functions defined in notebook cells work.
-        train: an optional separate training handler (``--train``).
+        services: builds each service (``nbcog.assembly.PredictorServices``).
         host: the interface to bind; 127.0.0.1 by default.
         port: the TCP port; 0 picks a free one (see ``port`` after ``start()``).
-        upload_url: PUT file outputs here instead of returning data URLs.
         max_body_size: request bodies above this get 413.
         keepalive: seconds without an event before an SSE keep-alive comment.
-        history_capacity: SSE replay history per prediction (default from
-            ``COG_STREAM_HISTORY_CAPACITY``, else 1024).
-        recent_bytes: memory budget of the finished predictions kept for status displays
-            (default from ``NBCOG_RECENT_BYTES``, else 64 MiB; oldest evicted first).
         token: require ``Authorization: Bearer <token>`` on every route but the
             health-check (``nbcog.http.auth``); None serves openly, as Cog does.
     """
 
     def __init__(
         self,
-        predictor: object,
+        services: ServiceFactory,
         *,
-        train: object | None = None,
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
-        upload_url: str | None = None,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         keepalive: float = DEFAULT_KEEPALIVE,
-        history_capacity: int | None = None,
-        recent_bytes: int | None = None,
         token: str | None = None,
     ) -> None:
         self.host = host
         self.token = token
         self.port = port
-        self._predictor = predictor
-        self._train = train
-        self._upload_url = upload_url
+        self.services = services
         self._max_body_size = max_body_size
         self._keepalive = keepalive
-        self._history_capacity = history_capacity
-        self._recent_bytes = recent_bytes
         self.service: PredictionService | None = None
         self._http: tornado.httpserver.HTTPServer | None = None
-        self._webhooks: WebhookSender | None = None
         self._stopped: asyncio.Event | None = None
         self._closing: asyncio.Future[None] | None = None
         self._responses = OpenResponses()
@@ -118,7 +122,6 @@ class Server:
             raise RuntimeError(msg)
         sockets = self._bind()
         self.port = sockets[0].getsockname()[1]
-        self._webhooks = WebhookSender(user_agent=f"nbcog/{versions()['nbcog']}")
         self.service, app = self._make_service(asyncio.get_event_loop())
         # Bodies are limited by the create handlers (coglet's 413 text), not by tornado.
         self._http = GuardedHTTPServer(app, max_body_size=1 << 62, max_header_size=MAX_HEADER_BYTES)
@@ -129,16 +132,8 @@ class Server:
     def _make_service(
         self, loop: asyncio.AbstractEventLoop
     ) -> tuple[PredictionService, tornado.httputil.HTTPServerConnectionDelegate]:
-        """A service for ``self._predictor`` and the application serving it (not started)."""
-        assert self._webhooks is not None
-        service = PredictionService(
-            Runtime(self._predictor, train=self._train),
-            loop=loop,
-            webhooks=self._webhooks,
-            upload_url=self._upload_url,
-            history_capacity=self._history_capacity,
-            recent_bytes=self._recent_bytes,
-        )
+        """A new service from ``services`` and the application serving it (not started)."""
+        service = self.services.build(loop)
         app = make_app(
             service,
             on_shutdown=self.stop,
@@ -147,6 +142,20 @@ class Server:
             keepalive=self._keepalive,
         )
         return service, guard(app, self.token)
+
+    def replace_service(self) -> PredictionService:
+        """Route every new request to a new service (not started); returns the old one, open.
+
+        The listening socket stays, so the port and URL never change: tornado's HTTPServer
+        reads ``request_callback`` per request, keep-alive connections included. Requests
+        already being handled finish against the old service. Serving loop only.
+        """
+        if self._http is None or self.service is None:
+            msg = "the server is not running"
+            raise RuntimeError(msg)
+        old = self.service
+        self.service, self._http.request_callback = self._make_service(asyncio.get_running_loop())
+        return old
 
     @property
     def running(self) -> bool:
@@ -179,23 +188,20 @@ class Server:
         http.stop()
         if self.service is not None:
             self.service.close()
-        webhooks_closed = None
-        if self._webhooks is not None:
-            webhooks_closed = threading.Thread(
-                target=self._webhooks.close, name="nbcog-webhooks-close", daemon=True
-            )
-            webhooks_closed.start()
+        webhooks_closed = threading.Thread(
+            target=self.services.release(), name="nbcog-webhooks-close", daemon=True
+        )
+        webhooks_closed.start()
         self._closing = asyncio.ensure_future(self._close(http, webhooks_closed))
         if self._stopped is not None:
             self._stopped.set()
 
     async def _close(
-        self, http: tornado.httpserver.HTTPServer, webhooks_closed: threading.Thread | None
+        self, http: tornado.httpserver.HTTPServer, webhooks_closed: threading.Thread
     ) -> None:
         await self._responses.wait_idle(STOP_GRACE)
         await http.close_all_connections()
-        if webhooks_closed is not None:
-            await asyncio.to_thread(webhooks_closed.join)
+        await asyncio.to_thread(webhooks_closed.join)
 
     async def serve_until_stopped(self) -> None:
         """Start (if needed) and wait until ``stop()`` or ``POST /shutdown``."""

@@ -1,7 +1,7 @@
 """Where a notebook's server runs: a loop thread for ``--thread`` mode.
 
-``ReloadableServer`` (hot reload on the same socket) lives in ``nbcog.http.reloading``, so the
-CLI's ``--reload`` uses it without importing IPython; it is re-exported here.
+The server itself is ``nbcog.Server`` (``nbcog.assembly``), which hot-reloads on the same
+socket (``nbcog.http.reloading``); the CLI's ``--reload`` uses the same one.
 """
 
 from __future__ import annotations
@@ -12,10 +12,6 @@ import contextlib
 import threading
 from collections.abc import Callable
 from typing import TypeVar
-
-from nbcog.http.reloading import ReloadableServer
-
-__all__ = ["CALL_TIMEOUT", "ReloadableServer", "ServerThread"]
 
 T = TypeVar("T")
 

@@ -26,10 +26,10 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from nbcog.assembly import Server
 from nbcog.core.errors import AtCapacity, InputValidationError, NbcogError, NotReady
 from nbcog.core.urls import PROXY_SSE_NOTE, local_url, proxy_url
 from nbcog.http.auth import TOKEN_ENV, exposure_warning, new_token
-from nbcog.http.reloading import ReloadableServer
 from nbcog.http.server import DEFAULT_PORT, PortInUse
 from nbcog.kernel import widgets
 from nbcog.kernel.hosting import CALL_TIMEOUT, ServerThread
@@ -102,9 +102,7 @@ class ServerHandle:
         self.host = host
         self.thread = thread
         self.reloads = 0
-        self._server = ReloadableServer(
-            predictor, host=host, port=port, upload_url=upload_url, token=token
-        )
+        self._server = Server(predictor, host=host, port=port, upload_url=upload_url, token=token)
         self._runner = ServerThread() if thread else None
         loop = self._runner.loop if self._runner is not None else _running_loop()
         assert loop is not None, "kernel-loop mode needs a running loop"

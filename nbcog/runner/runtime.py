@@ -14,15 +14,16 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from nbcog.core.errors import describe_exception
 from nbcog.core.openapi import build_document
 from nbcog.core.strictjson import scrub_surrogates
+from nbcog.core.versions import versions
 from nbcog.runner import capture
 from nbcog.runner.asyncloop import AsyncLoopThread
 from nbcog.runner.cog_adapter import HandlerInfo, PredictorInfo, describe_predictor, load_target
 from nbcog.runner.scope import install_scope_hook
 from nbcog.runner.tracebacks import user_traceback_lines
-from nbcog.runner.versions import versions
-from nbcog.runner.worker import Runner, describe_exception
+from nbcog.runner.worker import Runner
 
 SYNC_CONCURRENCY_ERROR = "COG_MAX_CONCURRENCY > 1 requires an async run() or predict() method"
 

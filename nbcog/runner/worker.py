@@ -28,6 +28,7 @@ from typing import Any
 
 from nbcog.core import events
 from nbcog.core.encoding import non_finite_error
+from nbcog.core.errors import describe_exception
 from nbcog.core.events import Event
 from nbcog.core.prediction import Status
 from nbcog.core.strictjson import scrub_surrogates
@@ -49,15 +50,6 @@ class Finished:
     error: str | None = None
     output_is_array: bool = False
     traceback: str | None = None
-
-
-def describe_exception(exc: BaseException) -> str:
-    """``{E}`` of the spec (§9.4): ``ValueError: boom``, ``KeyError: 'k'``, ``SystemExit: 3``.
-
-    Lone surrogates (an exception quoting ``os.fsdecode(b"\\xff")``) become U+FFFD, so the
-    error can always be sent.
-    """
-    return scrub_surrogates(f"{type(exc).__qualname__}: {exc}")
 
 
 def internal_failure(job: Job, exc: BaseException) -> Finished:

@@ -1,4 +1,8 @@
-"""Version facts for ``GET /``, the health-check and the OpenAPI document (spec §3, §4)."""
+"""Version facts for ``GET /``, the health-check and the OpenAPI document (spec §3, §4).
+
+In core because both the service (health-check body) and http (``GET /``) report them; the
+installed versions are read from package metadata once, on first use.
+"""
 
 from __future__ import annotations
 
