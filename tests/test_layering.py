@@ -1,10 +1,13 @@
 """Import boundaries (Bokeh style): each layer is imported in a fresh interpreter and the
-modules it must not pull in are looked for in ``sys.modules``."""
+modules it must not pull in are looked for in ``sys.modules``. The arrows between our own
+packages are read from the source with ``ast`` (nothing imported), and so is module length."""
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -56,3 +59,134 @@ def test_layer_does_not_import(module, forbidden):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "", f"{module} imports {out.stdout.strip()}"
+
+
+# -- import rules between our own packages, read from the source (no import side effects) --
+
+PACKAGE = Path(__file__).resolve().parent.parent / "nbcog"
+
+# Where each module belongs: its first path component under nbcog/ (module files count as
+# their own layer). cli.py and __main__.py are the CLI.
+LAYER_OF_TOP = {"__main__": "cli"}
+
+# Which of our layers each layer may import (besides itself). "version" is nbcog/_version.py,
+# a leaf anyone may read; "root" is nbcog/__init__.py, which nobody inside may import.
+MAY_IMPORT = {
+    "core": set(),
+    "runner": {"core"},
+    "service": {"runner", "core"},
+    "http": {"service", "core"},
+    "widget": {"service", "core"},
+    # The composition root: builds runtime + webhooks + service, and the HTTP server around.
+    "assembly": {"http", "service", "runner", "core"},
+    "kernel": {"assembly", "widget", "http", "service", "runner", "core"},
+    "cli": {"kernel", "assembly", "widget", "http", "service", "runner", "core"},
+    "testing": {"assembly", "http", "service", "runner", "core"},
+    "root": {"kernel", "assembly", "http"},
+    "version": set(),
+}
+
+MAX_LINES = 400
+# Modules over MAX_LINES today (line counts when the rule was added). This list may only
+# shrink: a module that gets under the limit must leave it, and no module may join it.
+TOO_LONG_TODAY = {
+    "service.py",  # 544: setup/health, ids, validation, webhooks, delivery, budget, cancel
+    "kernel/serving.py",  # 471: handles, process-wide registries, loop calls, notes
+}
+
+
+def _layer(module: str) -> str:
+    """``nbcog.http.app`` -> ``http``; ``nbcog`` -> ``root``; ``nbcog._version`` -> ``version``."""
+    parts = module.split(".")
+    if parts[0] != "nbcog":
+        return ""
+    if len(parts) == 1:
+        return "root"
+    top = parts[1]
+    if top == "_version":
+        return "version"
+    return LAYER_OF_TOP.get(top, top)
+
+
+def _module_name(path: Path, package: Path = PACKAGE) -> str:
+    relative = path.relative_to(package.parent).with_suffix("")
+    parts = list(relative.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _our_imports(path: Path, root: Path = PACKAGE) -> list[tuple[int, str]]:
+    """``(line, module)`` for every import of an nbcog module in ``path`` (lazy ones too)."""
+    tree = ast.parse(path.read_text(), str(path))
+    package = _module_name(path, root).split(".")
+    if path.name != "__init__.py":
+        package.pop()
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            module = ".".join([*base, *([node.module] if node.module else [])])
+            if module == "nbcog":  # `from nbcog import x`: x may be a submodule
+                found += [(node.lineno, f"nbcog.{alias.name}") for alias in node.names]
+                found.append((node.lineno, "nbcog"))
+            else:
+                found.append((node.lineno, module))
+    return [(line, name) for line, name in found if _layer(name)]
+
+
+def _sources() -> list[Path]:
+    return sorted(PACKAGE.rglob("*.py"))
+
+
+def test_every_layer_has_a_rule():
+    """Each module of the package belongs to a layer the import rules know."""
+    unknown = {
+        str(path.relative_to(PACKAGE))
+        for path in _sources()
+        if _layer(_module_name(path)) not in MAY_IMPORT
+    }
+    assert not unknown, f"no import rule for {sorted(unknown)}: add its layer to MAY_IMPORT"
+
+
+def test_imports_between_our_packages_follow_the_layers():
+    """No module imports one of our layers its own layer may not (lazy imports included)."""
+    bad = []
+    for path in _sources():
+        own = _layer(_module_name(path))
+        for line, name in _our_imports(path):
+            target = _layer(name)
+            if target == "root" and own != "root":
+                bad.append(f"{path.relative_to(PACKAGE)}:{line} imports the package root")
+            elif target not in (own, "version") and target not in MAY_IMPORT[own]:
+                bad.append(f"{path.relative_to(PACKAGE)}:{line} ({own}) imports {name}")
+    assert not bad, "\n".join(bad)
+
+
+def test_the_import_rule_sees_a_forbidden_arrow(tmp_path):
+    """The AST reader finds relative, lazy and package-root imports (so the rule can fail)."""
+    source = tmp_path / "nbcog" / "http" / "probe.py"
+    source.parent.mkdir(parents=True)
+    source.write_text(
+        "from ..runner import worker\n"
+        "def later():\n"
+        "    import nbcog.kernel.serving\n"
+        "    from nbcog import __version__\n"
+    )
+    found = _our_imports(source, tmp_path / "nbcog")
+    assert (1, "nbcog.runner") in found
+    assert (3, "nbcog.kernel.serving") in found
+    assert (4, "nbcog") in found
+
+
+def test_no_module_grows_past_the_line_limit():
+    """Modules stay under ~400 lines; today's offenders are listed and may only leave."""
+    lengths = {
+        str(path.relative_to(PACKAGE)): len(path.read_text().splitlines()) for path in _sources()
+    }
+    too_long = {name for name, count in lengths.items() if count > MAX_LINES}
+    assert not too_long - TOO_LONG_TODAY, f"over {MAX_LINES} lines: {too_long - TOO_LONG_TODAY}"
+    shrunk = TOO_LONG_TODAY - too_long
+    assert not shrunk, f"now under {MAX_LINES} lines, remove from TOO_LONG_TODAY: {shrunk}"
