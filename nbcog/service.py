@@ -62,14 +62,16 @@ class Loop(Protocol):
 
 
 class Health(str, enum.Enum):
-    """The ``status`` of ``GET /health-check`` (spec §4)."""
+    """The ``status`` of ``GET /health-check`` (spec §4).
+
+    No ``DEFUNCT``: coglet reserves it and never sends it, and neither does nbcog.
+    """
 
     STARTING = "STARTING"
     READY = "READY"
     BUSY = "BUSY"
     UNHEALTHY = "UNHEALTHY"
     SETUP_FAILED = "SETUP_FAILED"
-    DEFUNCT = "DEFUNCT"
 
 
 class Mode(str, enum.Enum):

@@ -87,15 +87,6 @@ class TooManySubscribers(NbcogError):
         super().__init__({"error": "Too many stream subscribers"})
 
 
-class PredictionNotFound(NbcogError):
-    """An id that is not in flight (unknown or already finished): 404."""
-
-    status = 404
-
-    def __init__(self) -> None:
-        super().__init__({"error": "Prediction not found"})
-
-
 class InputValidationError(NbcogError):
     """Inputs (or the PUT id) failed validation: 422 in Cog's ``detail`` format.
 
