@@ -11,12 +11,13 @@ import http.client
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import requests
+from helpers import wait_until
 
 # Predictor-side snippet: wait for a gate file, for at most a minute, so that a failed test
 # never leaves a thread polling forever.
@@ -39,18 +40,6 @@ def mark(path):
 def source(template: str, tmp: Path) -> str:
     """The predictor source with ``@TMP@`` replaced by ``tmp`` (a str literal's contents)."""
     return template.replace("@TMP@", str(tmp))
-
-
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
-    """Poll ``predicate`` until it returns something truthy (and return it), or fail."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = predicate()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.01)
 
 
 def health(url: str) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 import requests
+from helpers import wait_until
 
 import nbcog
 from nbcog.testing import serve_in_thread
@@ -61,15 +62,6 @@ def bind_assigned_port() -> socket.socket:
         sock.listen()
         return sock
     pytest.skip("no free port in 5190-5209")
-
-
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
-    """Poll a real observable until it is truthy, for at most ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return result
 
 
 def child_env(**extra: str) -> dict[str, str]:

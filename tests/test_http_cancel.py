@@ -13,7 +13,8 @@ from collections.abc import Iterator
 
 import pytest
 import requests
-from lifecycle_helpers import WAIT_FOR, Background, SSEStream, health, source, wait_until
+from helpers import wait_until
+from lifecycle_helpers import WAIT_FOR, Background, SSEStream, health, source
 
 CANCELED_KEYS = {"id", "status", "logs", "metrics"}
 

@@ -4,7 +4,8 @@ deprecated BasePredictor.predict, plain functions, and async setup with loop-bou
 from __future__ import annotations
 
 import requests
-from lifecycle_helpers import WAIT_FOR, Background, health, source, wait_until
+from helpers import wait_until
+from lifecycle_helpers import WAIT_FOR, Background, health, source
 
 AT_CAPACITY = b'{"error":"At capacity - all prediction slots busy","status":"failed"}'
 SYNC_CONCURRENCY = "COG_MAX_CONCURRENCY > 1 requires an async run() or predict() method"

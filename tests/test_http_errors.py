@@ -11,13 +11,13 @@ from __future__ import annotations
 import http.client
 import socket
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import requests
+from helpers import wait_until
 
 from nbcog.testing import parse_sse
 
@@ -165,16 +165,6 @@ def raw_post(url: str, head: bytes, body: bytes = b"") -> http.client.HTTPRespon
         response.data = response.read()  # type: ignore[attr-defined]
         response.close()
         return response
-
-
-def wait_until(predicate: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
-    """Poll ``predicate`` until it returns something truthy (returned), or fail."""
-    deadline = time.monotonic() + timeout
-    while not (result := predicate()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.005)
-    return result
 
 
 def cancel(url: str, prediction_id: str) -> requests.Response:

@@ -8,7 +8,8 @@ import time
 
 import pytest
 import requests
-from lifecycle_helpers import WAIT_FOR, Background, health, source, wait_for_status, wait_until
+from helpers import wait_until
+from lifecycle_helpers import WAIT_FOR, Background, health, source, wait_for_status
 
 NOT_READY = (
     b'{"error":"Setup has not finished yet. Wait until it has finished, or GET /health-check '

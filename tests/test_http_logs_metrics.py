@@ -11,7 +11,8 @@ from pathlib import Path
 import cog
 import pytest
 import requests
-from lifecycle_helpers import WAIT_FOR, Background, SSEStream, health, source, wait_until
+from helpers import wait_until
+from lifecycle_helpers import WAIT_FOR, Background, SSEStream, health, source
 
 import nbcog
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import textwrap
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 import pytest
 import requests
+from helpers import wait_until
 
 from nbcog.testing import RunningServer, serve_in_thread
 
@@ -81,14 +81,6 @@ def serve_pair(tmp_path: Path) -> Serve:
             yield running
 
     return _serve
-
-
-def wait_until(predicate: Callable[[], bool]) -> None:
-    """Poll a real observable until it holds, for at most ``WAIT`` seconds."""
-    deadline = time.monotonic() + WAIT
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached in time"
-        time.sleep(0.01)
 
 
 def create(

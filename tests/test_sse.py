@@ -28,6 +28,7 @@ from typing import Any
 
 import pytest
 import requests
+from helpers import wait_until
 
 from nbcog.core.broadcaster import BroadcasterStats
 from nbcog.testing import RunningServer, serve_in_thread
@@ -480,13 +481,6 @@ def stream_subscribers(s: RunningServer, prediction_id: str) -> int:
     """How many subscribers the in-flight prediction's broadcaster has (-1 once it ended)."""
     stats = broadcaster_stats(s, prediction_id)
     return -1 if stats is None else stats.subscribers
-
-
-def wait_until(condition: Callable[[], bool]) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 # -- events and payloads (spec §11.2, §11.3) -------------------------------------------------

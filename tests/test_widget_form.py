@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import ipywidgets
 import pytest
+from helpers import wait_until
 from widget_helpers import (
     on_loop,
     recording_comms,  # noqa: F401 - fixture
     serve_file,
-    wait_until,
 )
 
 from nbcog.widget import InputForm

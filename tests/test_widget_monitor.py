@@ -6,11 +6,11 @@ import logging
 
 import pytest
 import requests
+from helpers import wait_until
 from widget_helpers import (
     on_loop,
     recording_comms,  # noqa: F401 - fixture
     serve_file,
-    wait_until,
 )
 
 from nbcog.service import CreateRequest, Mode

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import requests
+from helpers import wait_until
 from widget_helpers import (
     Frontend,
     on_loop,
     recording_comms,  # noqa: F401 - fixture
     serve_file,
     updates,
-    wait_until,
 )
 
 from nbcog.service import CreateRequest, Mode

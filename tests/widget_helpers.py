@@ -82,18 +82,6 @@ def updates(widget: Any) -> list[Sent]:
     return [m for m in widget.comm.sent if m.msg_type == "comm_msg"]
 
 
-def wait_until(condition: Callable[[], Any], timeout: float = WAIT, what: str = "") -> Any:
-    """Poll ``condition`` until it is truthy; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out waiting for {what or condition}")
-        time.sleep(0.01)
-
-
 def on_loop(running: RunningServer, fn: Callable[[], Any]) -> Any:
     """Run ``fn()`` on the server's loop thread (where the widgets live)."""
     return running.call(fn)
