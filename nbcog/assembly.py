@@ -76,10 +76,10 @@ class PredictorServices:
         Detached at once, so a ``build`` right after (a restart) gets a sender of its own.
         """
         webhooks, self._webhooks = self._webhooks, None
-        return webhooks.close if webhooks is not None else _nothing
+        return webhooks.close if webhooks is not None else _nothing_to_close
 
 
-def _nothing() -> None:
+def _nothing_to_close() -> None:
     pass
 
 
