@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 from cog import BaseRunner, Input
+from webhook_receiver import Receiver
 
 import nbcog
 
@@ -183,6 +184,29 @@ def test_stop_is_idempotent_and_frees_the_port():
             second.stop()
 
     run(body)
+
+
+def test_a_stopped_server_starts_again_and_its_webhooks_still_go_out():
+    """start() after stop() serves again, with a webhook sender of its own (the old one closed)."""
+    receiver = Receiver()
+
+    async def body() -> None:
+        server = nbcog.Server(double, port=0)
+        for x in (1, 2):
+            server.start()
+            await server.wait_until_ready(WAIT)
+            payload = {"input": {"x": x}, "webhook": receiver.url}
+            r = await http("POST", server.url + "/predictions", json=payload)
+            assert r.json()["output"] == 2 * x
+            server.stop()
+            await server.wait_closed()  # queued webhooks have drained
+
+    try:
+        run(body)
+        completed = [b for b in receiver.bodies() if b["status"] == "succeeded"]
+    finally:
+        receiver.close()
+    assert [b["output"] for b in completed] == [2, 4]
 
 
 def test_start_twice_is_refused():
