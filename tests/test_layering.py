@@ -81,8 +81,21 @@ MAY_IMPORT = {
     "console": {"service", "core"},
     # The composition root: builds runtime + webhooks + service, and the HTTP server around.
     "assembly": {"http", "service", "runner", "core"},
-    "kernel": {"assembly", "widget", "console", "http", "service", "runner", "core"},
-    "cli": {"kernel", "assembly", "widget", "console", "http", "service", "runner", "core"},
+    # %cog export / nbcog export: the notebook's namespace and cells are passed in; --check
+    # serves the nbcog side with nbcog.testing.
+    "export": {"testing", "runner", "core"},
+    "kernel": {"export", "assembly", "widget", "console", "http", "service", "runner", "core"},
+    "cli": {
+        "kernel",
+        "export",
+        "assembly",
+        "widget",
+        "console",
+        "http",
+        "service",
+        "runner",
+        "core",
+    },
     "testing": {"assembly", "http", "service", "runner", "core"},
     "root": {"kernel", "assembly", "http"},
     "version": set(),

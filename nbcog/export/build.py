@@ -15,8 +15,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import nbcog
-
 SCHEMA_PATH = ".cog/openapi_schema.json"
 
 
@@ -51,7 +49,7 @@ class SchemaJob:
 
     def __init__(self, project: Path, predict: str, train: str | None) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COG_")}
-        package_root = str(Path(nbcog.__file__).resolve().parent.parent)
+        package_root = str(Path(__file__).resolve().parents[2])  # holds nbcog/export/build.py
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [package_root, env.get("PYTHONPATH")]))
         env["PYTHONDONTWRITEBYTECODE"] = "1"
         command = [sys.executable, "-m", "nbcog", "schema", predict]
