@@ -58,8 +58,9 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from nbcog.core.inputs import CHECK_INPUT_HELP, INPUT_FLAGS, input_option
 from nbcog.core.jsonenc import dumps
 
 if TYPE_CHECKING:
@@ -105,14 +106,7 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--train", help="train.py:train, also in cog.yaml")
     export.add_argument("--force", action="store_true", help="replace the exported files")
     export.add_argument("--check", action="store_true", help="serve it with coglet and compare")
-    export.add_argument(
-        "-i",
-        "--input",
-        action="append",
-        default=[],
-        metavar="key=value",
-        help="an input of --check's prediction (repeat; @path for files); default: the defaults",
-    )
+    export.add_argument(*INPUT_FLAGS, **input_option(CHECK_INPUT_HELP))
     return parser
 
 
@@ -194,17 +188,6 @@ def _export(args: argparse.Namespace) -> int:
         print("nbcog: -i gives the inputs of --check's prediction: add --check", file=sys.stderr)
         return 2
 
-    def inputs(document: dict[str, Any]) -> dict[str, Any] | None:
-        if not args.input:
-            return None
-        from nbcog.kernel.inputs import parse_inputs  # the same -i rules as %cog predict
-        from nbcog.kernel.report import input_schema
-
-        try:
-            return parse_inputs(args.input, input_schema(document))
-        except ValueError as exc:
-            raise CheckFailed(str(exc)) from None
-
     try:
         export_and_check(
             directory,
@@ -213,7 +196,7 @@ def _export(args: argparse.Namespace) -> int:
             train=args.train,
             check_it=args.check,
             force=args.force,
-            parse_inputs=inputs,
+            inputs=args.input or (),  # the same -i rules as %cog predict
             say=lambda line: print(line, flush=True),
         )
     except (ExportError, CheckFailed) as exc:

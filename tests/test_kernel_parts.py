@@ -17,8 +17,8 @@ import requests
 
 from nbcog.assembly import Server
 from nbcog.core.encoding import data_url
+from nbcog.core.inputs import example_input, parse_inputs
 from nbcog.kernel.hosting import ServerThread
-from nbcog.kernel.inputs import example_input, parse_inputs
 from nbcog.kernel.lag import LagMonitor
 from nbcog.kernel.loop import block_on
 from nbcog.kernel.ports import describe_holder, listening_processes, probe

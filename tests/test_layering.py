@@ -107,7 +107,6 @@ MAX_LINES = 400
 TOO_LONG_TODAY = {
     "service.py",  # 621: setup/health, ids, validation, webhooks, delivery, budget, cancel
     "kernel/serving.py",  # 595: handles, process-wide registries, loop calls, notes, reload
-    "kernel/magics.py",  # 404: every %cog subcommand's parser and output
     "http/handlers.py",  # 421: every route's handler, with the spec §6 request checks
     "runner/webhooks.py",  # 457: throttle, tracker, sender, delivery threads, retry schedule
 }

@@ -17,8 +17,8 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
+from nbcog.core.inputs import input_schema, parse_inputs
 from nbcog.export.build import SCHEMA_PATH
 from nbcog.export.check import CheckFailed, check
 from nbcog.export.compare import Report
@@ -107,15 +107,15 @@ def export_and_check(
     train: object | None = None,
     check_it: bool = False,
     force: bool = False,
-    parse_inputs: Callable[[dict[str, Any]], dict[str, Any] | None] = lambda _: None,
+    inputs: Sequence[str] = (),
     say: Callable[[str], None] = print,
 ) -> Report | None:
     """What ``%cog export`` and ``nbcog export`` do: export, then (``check_it``) check.
 
     With ``check_it``, a DIR that is already a non-empty project is checked as it is (hand
     edits included) unless ``force`` asks to export it again first. ``original`` (and
-    ``train``) is what nbcog serves for the comparison; ``parse_inputs`` turns the project's
-    OpenAPI document into the prediction's inputs (``None``: the schema's defaults).
+    ``train``) is what nbcog serves for the comparison; ``inputs`` are the ``-i key=value``
+    arguments of its prediction, typed by the project's ``Input`` schema (none: the defaults).
 
     Raises:
         ExportError: the export cannot be written.
@@ -132,7 +132,11 @@ def export_and_check(
     except (OSError, ValueError) as exc:
         msg = f"cannot read {directory / SCHEMA_PATH}: {exc}"
         raise CheckFailed(msg) from None
-    report = check(directory, original, train=train, inputs=parse_inputs(document), say=say)
+    try:
+        values = parse_inputs(inputs, input_schema(document)) if inputs else None
+    except ValueError as exc:
+        raise CheckFailed(str(exc)) from None
+    report = check(directory, original, train=train, inputs=values, say=say)
     say(report.table())
     if not report.ok:
         differing = [row.request for row in report.rows if not row.same]

@@ -24,8 +24,6 @@ from nbcog.export import (
     export_reference,
 )
 from nbcog.kernel import serving
-from nbcog.kernel.inputs import parse_inputs
-from nbcog.kernel.report import input_schema
 
 
 def notebook_cells(shell: InteractiveShell) -> list[Cell]:
@@ -92,14 +90,6 @@ def export_magic(shell: InteractiveShell, args: Any, resolve: Any) -> None:
             folder=cwd,
         )
 
-    def inputs(document: dict[str, Any]) -> dict[str, Any] | None:
-        if not args.input:
-            return None
-        try:
-            return parse_inputs(args.input, input_schema(document))
-        except ValueError as exc:
-            raise CheckFailed(str(exc)) from None
-
     try:
         export_and_check(
             directory,
@@ -108,7 +98,7 @@ def export_magic(shell: InteractiveShell, args: Any, resolve: Any) -> None:
             train=train,
             check_it=args.check,
             force=args.force,
-            parse_inputs=inputs,
+            inputs=args.input or (),
         )
     except (ExportError, CheckFailed) as exc:
         raise UsageError(str(exc)) from None

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nbcog.core import snippets
+from nbcog.core.inputs import example_input, input_schema
 from nbcog.core.prediction import Prediction
-from nbcog.kernel.inputs import example_input
-from nbcog.kernel.report import input_schema, snippet_target
+from nbcog.kernel.report import snippet_target
 
 if TYPE_CHECKING:
     from nbcog.kernel.serving import ServerHandle

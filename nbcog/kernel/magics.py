@@ -19,12 +19,16 @@ from IPython.core.magic import Magics, line_magic, magics_class
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
 
+from nbcog.core.inputs import (
+    CHECK_INPUT_HELP,
+    INPUT_FLAGS,
+    input_option,
+    input_schema,
+    parse_inputs,
+)
 from nbcog.core.snippets import LANGUAGES
-from nbcog.core.validation import inline_refs
 from nbcog.http.server import PortInUse
 from nbcog.kernel import history, serving
-from nbcog.kernel.inputs import parse_inputs
-from nbcog.kernel.report import input_schema
 from nbcog.kernel.serving import CannotPredict, ServerHandle, shown_once
 
 _COMMANDS = (
@@ -254,14 +258,7 @@ class CogMagics(Magics):
     @argument("--train", default=None, help="a training handler of the notebook, or file.py:Name")
     @argument("--force", action="store_true", help="replace the exported files in DIR")
     @argument("--check", action="store_true", help="serve DIR with coglet and compare answers")
-    @argument(
-        "-i",
-        "--input",
-        action="append",
-        default=[],
-        metavar="key=value",
-        help="an input of --check's prediction (repeat; @path for files); default: the defaults",
-    )
+    @argument(*INPUT_FLAGS, **input_option(CHECK_INPUT_HELP))
     def _export(self, args: Any) -> None:
         """Write a Cog project for cog build; --check compares coglet's answers with nbcog's."""
         from nbcog.kernel.exporting import export_magic
@@ -273,12 +270,10 @@ class CogMagics(Magics):
 
     @magic_arguments("cog predict")
     @argument(
-        "-i",
-        "--input",
-        action="append",
-        default=[],
-        metavar="key=value",
-        help="an input; repeat for more (and for list inputs); @path or a local path for files",
+        *INPUT_FLAGS,
+        **input_option(
+            "an input; repeat for more (and for list inputs); @path or a local path for files"
+        ),
     )
     @argument("--again", metavar="ID", default=None, help="re-run prediction ID (-i overrides)")
     @_port_argument()
@@ -375,8 +370,7 @@ def strip_comment(text: str) -> str:
 
 def describe_schema(document: dict[str, Any]) -> str:
     """Inputs (type, default, description) and output type, one line each."""
-    components = document["components"]["schemas"]
-    inputs = inline_refs(components["Input"], components)
+    inputs = input_schema(document)
     required = set(inputs.get("required", []))
     lines = ["inputs:"]
     for name, schema in inputs.get("properties", {}).items():
@@ -395,7 +389,7 @@ def describe_schema(document: dict[str, Any]) -> str:
             extra = ""
         description = f": {merged['description']}" if merged.get("description") else ""
         lines.append(f"  {name} ({kind}{extra}){description}")
-    output = components.get("Output", {})
+    output = document["components"]["schemas"].get("Output", {})
     kind = output.get("type", "any")
     if output.get("x-cog-array-type") == "iterator":
         kind = "iterator of " + output.get("items", {}).get("type", "any")

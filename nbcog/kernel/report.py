@@ -16,10 +16,9 @@ from typing import Any
 
 from nbcog.core import snippets
 from nbcog.core.failures import failure_reason
+from nbcog.core.inputs import example_input, input_schema
 from nbcog.core.snippets import Target, secret_inputs
 from nbcog.core.urls import PROXY_SSE_NOTE
-from nbcog.core.validation import inline_refs
-from nbcog.kernel.inputs import example_input
 from nbcog.kernel.lag import Lag
 from nbcog.kernel.render import Text
 from nbcog.service import Health, PredictionService
@@ -34,13 +33,6 @@ LOOP_NOTE = (
     "it until the cell ends. `%cog status` shows the loop lag; `%cog serve NAME --thread` "
     "serves from a thread of its own instead."
 )
-
-
-def input_schema(openapi: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``Input`` component with its ``$ref``s inlined."""
-    components = openapi["components"]["schemas"]
-    inlined: dict[str, Any] = inline_refs(components["Input"], components)
-    return inlined
 
 
 def snippet_target(url: str, openapi: Mapping[str, Any], token: str | None = None) -> Target:
