@@ -1,8 +1,9 @@
 """Jupyter in a real browser for the widget tests: JupyterLab or Notebook 7, Debian's chromium.
 
 ``jupyter_app(kind, root, home)`` serves ``root`` on 127.0.0.1 (config kept under ``home``) and
-yields its base URL; ``open_notebook`` opens a notebook there in Playwright and runs all its
-cells. Both apps are run with ``expose_app_in_browser`` so the page can drive them through
+yields its base URL; ``notebook_folder`` writes the notebook (and files beside it) it serves;
+``chromium_page`` is the Playwright page; ``open_notebook`` opens a notebook there and runs all
+its cells. Both apps are run with ``expose_app_in_browser`` so the page can drive them through
 ``window.jupyterapp`` (commands, the current notebook panel).
 """
 
@@ -15,7 +16,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -78,6 +79,36 @@ def notebook_json(cells: list[str]) -> dict[str, Any]:
         "nbformat": 4,
         "nbformat_minor": 5,
     }
+
+
+def notebook_folder(
+    tmp_path: Path, name: str, cells: list[str], files: Mapping[str, str] | None = None
+) -> Path:
+    """``tmp_path/notebooks``, holding notebook ``name`` of ``cells`` and ``files`` (name: text)."""
+    root = tmp_path / "notebooks"
+    root.mkdir()
+    for file, text in (files or {}).items():
+        (root / file).write_text(text)
+    (root / name).write_text(json.dumps(notebook_json(cells)))
+    return root
+
+
+@contextmanager
+def chromium_page(
+    sync_api: Any, width: int, height: int, screenshot: Path | None = None
+) -> Iterator[Any]:
+    """A chromium page (Playwright, ``WAIT_MS`` timeouts); on leaving, a full-page screenshot
+    to ``screenshot`` (when given, also when the test failed), then the browser is closed."""
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": width, "height": height})
+        page.set_default_timeout(WAIT_MS)
+        try:
+            yield page
+        finally:
+            if screenshot is not None:
+                page.screenshot(path=str(screenshot), full_page=True)
+            browser.close()
 
 
 def _free_port() -> int:

@@ -7,15 +7,11 @@ collapsed; the cell's own error is one line that marks it failed, so Run All sto
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from browserkit import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    WAIT_MS,
+    chromium_page,
     jupyter_app,
-    notebook_json,
+    notebook_folder,
     open_notebook,
     require_browser,
 )
@@ -49,29 +45,19 @@ ENDED = """(index) => {
 def test_failed_predict_cell_shows_its_error_line_once(tmp_path):
     """The cell's visible text has `ValueError: n=3 ...` once, no coglet wrapping; Run All stops."""
     sync_api = require_browser()
-    root = tmp_path / "notebooks"
-    root.mkdir()
-    (root / "failed.ipynb").write_text(json.dumps(notebook_json(CELLS)))
-
+    root = notebook_folder(tmp_path, "failed.ipynb", CELLS)
     with (
         jupyter_app("lab", root, tmp_path / "home") as base,
-        sync_api.sync_playwright() as playwright,
+        chromium_page(sync_api, 1100, 1000, tmp_path / "page.png") as page,
     ):
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 1000})
-        page.set_default_timeout(WAIT_MS)
-        try:
-            open_notebook(page, base, "lab", "failed.ipynb")
-            page.wait_for_function(ENDED, arg=PREDICT_CELL)
-            cell = page.locator(".jp-Notebook .jp-Cell").nth(PREDICT_CELL)
-            cell.screenshot(path=str(tmp_path / "failed-cell.png"))
-            shown = cell.locator(".jp-OutputArea").inner_text()
-            error_line = cell.locator(".nbcog-view .nbcog-error-text").inner_text()
-            traceback_open = cell.locator(".nbcog-view .nbcog-traceback").get_attribute("open")
-            after = page.locator(".jp-Notebook .jp-Cell").nth(PREDICT_CELL + 1).inner_text()
-        finally:
-            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
-            browser.close()
+        open_notebook(page, base, "lab", "failed.ipynb")
+        page.wait_for_function(ENDED, arg=PREDICT_CELL)
+        cell = page.locator(".jp-Notebook .jp-Cell").nth(PREDICT_CELL)
+        cell.screenshot(path=str(tmp_path / "failed-cell.png"))
+        shown = cell.locator(".jp-OutputArea").inner_text()
+        error_line = cell.locator(".nbcog-view .nbcog-error-text").inner_text()
+        traceback_open = cell.locator(".nbcog-view .nbcog-traceback").get_attribute("open")
+        after = page.locator(".jp-Notebook .jp-Cell").nth(PREDICT_CELL + 1).inner_text()
 
     assert error_line == "ValueError: n=3 is not supported"
     assert shown.count("n=3 is not supported") == 1, shown

@@ -8,18 +8,16 @@ the page or in the saved notebook.
 
 from __future__ import annotations
 
-import json
 import re
 import time
 
 import pytest
 import requests
 from browserkit import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     WAIT_MS,
+    chromium_page,
     jupyter_app,
-    notebook_json,
+    notebook_folder,
     open_notebook,
     require_browser,
     save_notebook,
@@ -53,79 +51,70 @@ SECRET = "sk-browser-40417"
 def test_rerun_and_edit_from_the_monitor(tmp_path):
     """Re-run as is, Edit then Run, and a Secret asked again, all clicked in the browser."""
     sync_api = require_browser()
-    root = tmp_path / "notebooks"
-    root.mkdir()
-    (root / "predict.py").write_text(PREDICTOR)
-    (root / "history.ipynb").write_text(json.dumps(notebook_json(CELLS)))
+    root = notebook_folder(tmp_path, "history.ipynb", CELLS, {"predict.py": PREDICTOR})
+    with (
+        jupyter_app("lab", root, tmp_path / "home") as base,
+        chromium_page(sync_api, 1280, 1600, tmp_path / "history_browser.png") as page,
+    ):
+        open_notebook(page, base, "lab", "history.ipynb")
+        page.locator(".nbcog-monitor").wait_for()
+        url_file = root / "server_url.txt"
+        deadline = time.monotonic() + WAIT_MS / 1000
+        while not url_file.exists():  # written by the second cell
+            assert time.monotonic() < deadline, "the notebook did not write the URL"
+            page.wait_for_timeout(50)
+        url = url_file.read_text()
+        for body in (
+            {"id": "plain", "input": {"text": "ab", "times": 2}},
+            {"id": "secret", "input": {"text": "s", "key": SECRET}},
+        ):
+            requests.post(f"{url}/predictions", json=body, timeout=60).raise_for_status()
+        plain = page.locator(".nbcog-monitor tr[data-id=plain]")
+        plain.locator(".nbcog-status[data-status=succeeded]").wait_for()
 
-    home = tmp_path / "home"
-    with jupyter_app("lab", root, home) as base, sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1600})
-        page.set_default_timeout(WAIT_MS)
-        try:
-            open_notebook(page, base, "lab", "history.ipynb")
-            page.locator(".nbcog-monitor").wait_for()
-            url_file = root / "server_url.txt"
-            deadline = time.monotonic() + WAIT_MS / 1000
-            while not url_file.exists():  # written by the second cell
-                assert time.monotonic() < deadline, "the notebook did not write the URL"
-                page.wait_for_timeout(50)
-            url = url_file.read_text()
-            for body in (
-                {"id": "plain", "input": {"text": "ab", "times": 2}},
-                {"id": "secret", "input": {"text": "s", "key": SECRET}},
-            ):
-                requests.post(f"{url}/predictions", json=body, timeout=60).raise_for_status()
-            plain = page.locator(".nbcog-monitor tr[data-id=plain]")
-            plain.locator(".nbcog-status[data-status=succeeded]").wait_for()
+        # Re-run as it was: a third row, and its view shows the same output.
+        plain.locator(".nbcog-rerun").click()
+        page.locator(".nbcog-monitor tbody tr:nth-child(3)").wait_for()
+        rerun = page.locator(".nbcog-view").last
+        rerun.locator(".nbcog-status[data-status=succeeded]").wait_for()
+        assert rerun.locator(".nbcog-output-text").inner_text().strip() == "abab (0)"
+        assert rerun.locator(".nbcog-id").inner_text() not in ("plain", "secret")
 
-            # Re-run as it was: a third row, and its view shows the same output.
-            plain.locator(".nbcog-rerun").click()
-            page.locator(".nbcog-monitor tbody tr:nth-child(3)").wait_for()
-            rerun = page.locator(".nbcog-view").last
-            rerun.locator(".nbcog-status[data-status=succeeded]").wait_for()
-            assert rerun.locator(".nbcog-output-text").inner_text().strip() == "abab (0)"
-            assert rerun.locator(".nbcog-id").inner_text() not in ("plain", "secret")
+        # Its view offers the request for every client: the Python one has the URL.
+        rerun.locator(".nbcog-snippets summary").click()
+        rerun.locator(".nbcog-snippet-tab[data-lang=python]").click()
+        python = rerun.locator(".nbcog-snippet-code").inner_text()
+        assert "import requests" in python and f"{url}/predictions" in python
+        assert "'text': 'ab'" in python
 
-            # Its view offers the request for every client: the Python one has the URL.
-            rerun.locator(".nbcog-snippets summary").click()
-            rerun.locator(".nbcog-snippet-tab[data-lang=python]").click()
-            python = rerun.locator(".nbcog-snippet-code").inner_text()
-            assert "import requests" in python and f"{url}/predictions" in python
-            assert "'text': 'ab'" in python
+        # Edit: the form holds the inputs; change the text, Run, see the new output.
+        plain.locator(".nbcog-edit").click()
+        form = page.locator(".nbcog-form")
+        text = _field(page, form, "Text")
+        text.wait_for()
+        assert text.input_value() == "ab"
+        text.fill("xy")
+        text.press("Tab")
+        form.locator("button", has_text="Run").click()
+        edited = form.locator(".nbcog-view")
+        edited.locator(".nbcog-status[data-status=succeeded]").wait_for()
+        assert edited.locator(".nbcog-output-text").inner_text().strip() == "xyxy (0)"
 
-            # Edit: the form holds the inputs; change the text, Run, see the new output.
-            plain.locator(".nbcog-edit").click()
-            form = page.locator(".nbcog-form")
-            text = _field(page, form, "Text")
-            text.wait_for()
-            assert text.input_value() == "ab"
-            text.fill("xy")
-            text.press("Tab")
-            form.locator("button", has_text="Run").click()
-            edited = form.locator(".nbcog-view")
-            edited.locator(".nbcog-status[data-status=succeeded]").wait_for()
-            assert edited.locator(".nbcog-output-text").inner_text().strip() == "xyxy (0)"
+        # A Secret: re-run asks for it again; typed in, the run gets it.
+        page.locator(".nbcog-monitor tr[data-id=secret] .nbcog-rerun").click()
+        form.get_by_text("Enter key again: secret inputs are never stored.").wait_for()
+        key = _field(page, form, "Key")
+        assert key.input_value() == ""
+        assert _field(page, form, "Text").input_value() == "s"
+        key.fill("k3y")
+        key.press("Tab")
+        form.locator("button", has_text="Run").click()
+        asked = form.locator(".nbcog-view")
+        asked.locator(".nbcog-status[data-status=succeeded]").wait_for()
+        assert asked.locator(".nbcog-output-text").inner_text().strip() == "s (3)"
+        assert SECRET not in page.content()
 
-            # A Secret: re-run asks for it again; typed in, the run gets it.
-            page.locator(".nbcog-monitor tr[data-id=secret] .nbcog-rerun").click()
-            form.get_by_text("Enter key again: secret inputs are never stored.").wait_for()
-            key = _field(page, form, "Key")
-            assert key.input_value() == ""
-            assert _field(page, form, "Text").input_value() == "s"
-            key.fill("k3y")
-            key.press("Tab")
-            form.locator("button", has_text="Run").click()
-            asked = form.locator(".nbcog-view")
-            asked.locator(".nbcog-status[data-status=succeeded]").wait_for()
-            assert asked.locator(".nbcog-output-text").inner_text().strip() == "s (3)"
-            assert SECRET not in page.content()
-
-            save_notebook(page)
-        finally:
-            page.screenshot(path=str(tmp_path / "history_browser.png"), full_page=True)
-            browser.close()
+        save_notebook(page)
     saved = (root / "history.ipynb").read_text()
     assert SECRET not in saved
     assert "plain" in saved  # the monitor's static table was saved, without the secret

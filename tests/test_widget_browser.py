@@ -15,11 +15,9 @@ import json
 import pytest
 import requests
 from browserkit import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    WAIT_MS,
+    chromium_page,
     jupyter_app,
-    notebook_json,
+    notebook_folder,
     open_notebook,
     require_browser,
     save_notebook,
@@ -68,64 +66,53 @@ view.on_done(handle.update)  # the saved notebook keeps the final static renderi
 def test_live_widget_in_jupyterlab(tmp_path):
     """Tokens appear live, then status, a log line and a metric; HTTP predictions show up too."""
     sync_api = require_browser()
-    root = tmp_path / "notebooks"
-    root.mkdir()
-    (root / "predict.py").write_text(PREDICTOR)
-    (root / "widget.ipynb").write_text(json.dumps(notebook_json(CELLS)))
-
+    root = notebook_folder(tmp_path, "widget.ipynb", CELLS, {"predict.py": PREDICTOR})
     with (
         jupyter_app("lab", root, tmp_path / "home") as base,
-        sync_api.sync_playwright() as playwright,
+        chromium_page(sync_api, 1280, 1400, tmp_path / "widget_browser.png") as page,
     ):
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1280, "height": 1400})
-        page.set_default_timeout(WAIT_MS)
-        try:
-            open_notebook(page, base, "lab", "widget.ipynb")
-            view = page.locator(".nbcog-view").first
-            # Live: tokens are on screen while the prediction is still processing.
-            page.wait_for_function(
-                """() => {
-                    const view = document.querySelector('.nbcog-view');
-                    const status = view?.querySelector('.nbcog-status')?.textContent;
-                    const text = view?.querySelector('.nbcog-output-text')?.textContent ?? '';
-                    return status === 'processing' && text.includes('token1 ')
-                        && !text.includes('token99 ');
-                }"""
-            )
-            page.wait_for_selector(".nbcog-view .nbcog-status[data-status=succeeded]")
-            output = view.locator(".nbcog-output-text")
-            assert output.is_visible()
-            assert output.inner_text().strip() == " ".join(f"token{i}" for i in range(100))
-            logs = view.locator(".nbcog-logs-text")
-            assert logs.is_visible()
-            assert logs.inner_text() == "loading the model\ngeneration finished\n"
-            tokens = view.locator("tr[data-metric=tokens]")
-            assert tokens.is_visible()
-            assert tokens.inner_text().split() == ["tokens", "100", "increment"]
-            assert view.locator(".nbcog-status").inner_text() == "succeeded"
+        open_notebook(page, base, "lab", "widget.ipynb")
+        view = page.locator(".nbcog-view").first
+        # Live: tokens are on screen while the prediction is still processing.
+        page.wait_for_function(
+            """() => {
+                const view = document.querySelector('.nbcog-view');
+                const status = view?.querySelector('.nbcog-status')?.textContent;
+                const text = view?.querySelector('.nbcog-output-text')?.textContent ?? '';
+                return status === 'processing' && text.includes('token1 ')
+                    && !text.includes('token99 ');
+            }"""
+        )
+        page.wait_for_selector(".nbcog-view .nbcog-status[data-status=succeeded]")
+        output = view.locator(".nbcog-output-text")
+        assert output.is_visible()
+        assert output.inner_text().strip() == " ".join(f"token{i}" for i in range(100))
+        logs = view.locator(".nbcog-logs-text")
+        assert logs.is_visible()
+        assert logs.inner_text() == "loading the model\ngeneration finished\n"
+        tokens = view.locator("tr[data-metric=tokens]")
+        assert tokens.is_visible()
+        assert tokens.inner_text().split() == ["tokens", "100", "increment"]
+        assert view.locator(".nbcog-status").inner_text() == "succeeded"
 
-            # A prediction from outside the kernel appears in the monitor and opens on click.
-            url = (root / "server_url.txt").read_text()
-            body = requests.post(
-                f"{url}/predictions",
-                json={"id": "from_outside", "input": {"n": 3}},
-                timeout=60,
-            ).json()
-            assert body["status"] == "succeeded"
-            row = page.locator(".nbcog-monitor tr[data-id=from_outside]")
-            row.locator(".nbcog-status[data-status=succeeded]").wait_for()
-            row.click()
-            title = page.locator(".nbcog-id", has_text="from_outside")
-            opened = page.locator(".nbcog-view", has=title)
-            opened.locator(".nbcog-status[data-status=succeeded]").wait_for()
-            text = opened.locator(".nbcog-output-text").inner_text()
-            assert text.strip() == "token0 token1 token2"
+        # A prediction from outside the kernel appears in the monitor and opens on click.
+        url = (root / "server_url.txt").read_text()
+        body = requests.post(
+            f"{url}/predictions",
+            json={"id": "from_outside", "input": {"n": 3}},
+            timeout=60,
+        ).json()
+        assert body["status"] == "succeeded"
+        row = page.locator(".nbcog-monitor tr[data-id=from_outside]")
+        row.locator(".nbcog-status[data-status=succeeded]").wait_for()
+        row.click()
+        title = page.locator(".nbcog-id", has_text="from_outside")
+        opened = page.locator(".nbcog-view", has=title)
+        opened.locator(".nbcog-status[data-status=succeeded]").wait_for()
+        text = opened.locator(".nbcog-output-text").inner_text()
+        assert text.strip() == "token0 token1 token2"
 
-            save_notebook(page)
-        finally:
-            page.screenshot(path=str(tmp_path / "widget_browser.png"), full_page=True)
-            browser.close()
+        save_notebook(page)
 
     saved = json.loads((root / "widget.ipynb").read_text())
     html = saved["cells"][1]["outputs"][0]["data"]["text/html"]

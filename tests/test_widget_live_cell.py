@@ -13,18 +13,14 @@ reloaded mid-stream (its model restored from the kernel) gets the state so far, 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
 from browserkit import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
-    WAIT_MS,
+    chromium_page,
     jupyter_app,
-    notebook_json,
+    notebook_folder,
     open_notebook,
     require_browser,
     save_notebook,
@@ -106,25 +102,15 @@ def run_live_prediction(
 def test_cog_predict_streams_live_in_its_running_cell(tmp_path, app, mode):
     """Tokens show while the %cog predict cell still runs; then output and logs show once."""
     sync_api = require_browser()
-    root = tmp_path / "notebooks"
-    root.mkdir()
-    (root / "live.ipynb").write_text(json.dumps(notebook_json(cells(mode))))
-
+    root = notebook_folder(tmp_path, "live.ipynb", cells(mode))
     with (
         jupyter_app(app, root, tmp_path / "home") as base,
-        sync_api.sync_playwright() as playwright,
+        chromium_page(sync_api, 1100, 1300, tmp_path / "page.png") as page,
     ):
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 1300})
-        page.set_default_timeout(WAIT_MS)
-        try:
-            samples = run_live_prediction(page, base, app, tmp_path)
-            output = page.locator(".jp-Notebook .jp-Cell").nth(PREDICT_CELL)
-            shown = output.locator(".jp-OutputArea").inner_text()
-            save_notebook(page)
-        finally:
-            page.screenshot(path=str(tmp_path / "page.png"), full_page=True)
-            browser.close()
+        samples = run_live_prediction(page, base, app, tmp_path)
+        output = page.locator(".jp-Notebook .jp-Cell").nth(PREDICT_CELL)
+        shown = output.locator(".jp-OutputArea").inner_text()
+        save_notebook(page)
 
     # Live: partial output was on screen while the cell was still running.
     partial = [
@@ -158,13 +144,10 @@ OUTPUT_TEXT = "() => document.querySelector('.nbcog-view .nbcog-output-text')?.t
 def test_reloaded_page_recovers_a_running_view(tmp_path):
     """After a page reload mid-stream, the view shows everything so far, then the rest, once."""
     sync_api = require_browser()
-    root = tmp_path / "notebooks"
-    root.mkdir()
-    notebook = notebook_json([DEFINE, "%cog serve Slow --port 0", RELOADED])
-    (root / "live.ipynb").write_text(json.dumps(notebook))
+    root = notebook_folder(tmp_path, "live.ipynb", [DEFINE, "%cog serve Slow --port 0", RELOADED])
     with (
         jupyter_app("lab", root, tmp_path / "home") as base,
-        sync_playwright_page(sync_api) as page,
+        chromium_page(sync_api, 1100, 1300) as page,
     ):
         open_notebook(page, base, "lab", "live.ipynb")  # the cell returns: the kernel is idle
         page.wait_for_function(f"() => ({OUTPUT_TEXT})().includes('token5 ')")
@@ -182,16 +165,3 @@ def test_reloaded_page_recovers_a_running_view(tmp_path):
         page.wait_for_selector(".nbcog-view .nbcog-status[data-status=succeeded]")
         text = page.evaluate(OUTPUT_TEXT)
     assert text == "".join(f"token{i} " for i in range(2 * TOKENS))  # no token lost or doubled
-
-
-@contextmanager
-def sync_playwright_page(sync_api: Any) -> Iterator[Any]:
-    """A chromium page (Playwright), closed afterwards."""
-    with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1100, "height": 1300})
-        page.set_default_timeout(WAIT_MS)
-        try:
-            yield page
-        finally:
-            browser.close()
