@@ -50,8 +50,8 @@ class Journal:
             return list(self.entries)
 
 
-class DeadReceiver:
-    """Accepts connections and resets them unread: each attempt is journaled, none succeeds."""
+class _SocketReceiver:
+    """A listening socket whose every accepted connection goes to ``_take``, on a thread."""
 
     def __init__(self, number: int, journal: Journal) -> None:
         self._sock = socket.create_server(("127.0.0.1", 0))
@@ -67,9 +67,11 @@ class DeadReceiver:
                 conn, _ = self._sock.accept()
             except OSError:
                 return  # closed
-            self._journal.add(("dead", self._number))
-            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            conn.close()
+            self._take(conn)
+
+    def _take(self, conn: socket.socket) -> None:
+        """What the receiver does with one connection (journal it, then reset or hold it)."""
+        raise NotImplementedError
 
     def close(self) -> None:
         self._sock.shutdown(socket.SHUT_RDWR)
@@ -77,31 +79,28 @@ class DeadReceiver:
         self._thread.join(WAIT)
 
 
-class SilentReceiver:
+class DeadReceiver(_SocketReceiver):
+    """Accepts connections and resets them unread: each attempt is journaled, none succeeds."""
+
+    def _take(self, conn: socket.socket) -> None:
+        self._journal.add(("dead", self._number))
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.close()
+
+
+class SilentReceiver(_SocketReceiver):
     """Accepts connections and never answers (until closed): each attempt holds its sender."""
 
     def __init__(self, number: int, journal: Journal) -> None:
-        self._sock = socket.create_server(("127.0.0.1", 0))
-        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}/hook"
         self._held: list[socket.socket] = []
-        self._number = number
-        self._journal = journal
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
+        super().__init__(number, journal)
 
-    def _serve(self) -> None:
-        while True:
-            try:
-                conn, _ = self._sock.accept()
-            except OSError:
-                return
-            self._held.append(conn)
-            self._journal.add(("silent", self._number))
+    def _take(self, conn: socket.socket) -> None:
+        self._held.append(conn)
+        self._journal.add(("silent", self._number))
 
     def close(self) -> None:
-        self._sock.shutdown(socket.SHUT_RDWR)
-        self._sock.close()
-        self._thread.join(WAIT)
+        super().close()
         for conn in self._held:
             conn.close()
 
