@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 WAIT = 60.0
@@ -22,3 +22,10 @@ def wait_until(predicate: Callable[[], Any], what: str = "", timeout: float = WA
             raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
         time.sleep(0.005)
     return result
+
+
+def assert_check_rows_same(table: str, requests: Iterable[str]) -> None:
+    """The ``--check`` table has a row for each of ``requests`` and each ends in ``yes``."""
+    for request in requests:
+        row = next(line for line in table.splitlines() if line.strip().startswith(request))
+        assert row.endswith("  yes"), table

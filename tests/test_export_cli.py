@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import assert_check_rows_same
 
 import nbcog
 
@@ -169,14 +170,15 @@ def test_check_matches_with_a_real_dependency(tmp_path):
     done = run_cli(["export", "predict.py:Predictor", "../out", "--check"], cwd=folder)
     assert done.returncode == 0, done.stdout + done.stderr
     table = done.stdout
-    for request in (
-        "GET /openapi.json",
-        "POST /predictions (defaults)",
-        "POST /predictions (SSE)",
-        "POST /predictions (invalid)",
-    ):
-        row = next(line for line in table.splitlines() if line.strip().startswith(request))
-        assert row.endswith("  yes"), table
+    assert_check_rows_same(
+        table,
+        [
+            "GET /openapi.json",
+            "POST /predictions (defaults)",
+            "POST /predictions (SSE)",
+            "POST /predictions (invalid)",
+        ],
+    )
     assert "200, 5 events, succeeded" in table
     assert "same answers; checked in " in table
     pillow = importlib.metadata.distribution("pillow")

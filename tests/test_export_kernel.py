@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import assert_check_rows_same
 from kernelkit import ECHO, ROOT, kernel  # noqa: F401 - the fixture
 
 IMPORTS = """
@@ -215,14 +216,15 @@ def test_check_from_the_notebook_matches_coglet(kernel, tmp_path):  # noqa: F811
     assert "required inputs without defaults (text): give them with -i text=" in needs_input
     checked = kernel.ok("%cog export project Echo --check -i text=hello", timeout=300).text
     assert "nbcog: checking the project already in project" in checked
-    for line in (
-        "GET /openapi.json",
-        "POST /predictions (-i inputs)",
-        "POST /predictions (SSE)",
-        "POST /predictions (invalid)",
-    ):
-        row = next(r for r in checked.splitlines() if r.strip().startswith(line))
-        assert row.endswith("yes"), checked
+    assert_check_rows_same(
+        checked,
+        [
+            "GET /openapi.json",
+            "POST /predictions (-i inputs)",
+            "POST /predictions (SSE)",
+            "POST /predictions (invalid)",
+        ],
+    )
     assert "same answers; checked in " in checked
 
 
