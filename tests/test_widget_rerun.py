@@ -8,11 +8,11 @@ import json
 
 import pytest
 import requests
+from helpers import wait_until
 from widget_helpers import (
     on_loop,
     recording_comms,  # noqa: F401 - fixture
     serve_file,
-    wait_until,
 )
 
 from nbcog.widget import ServerMonitor
