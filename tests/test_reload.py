@@ -48,9 +48,12 @@ def project(tmp_path: Path, version: str = "v1", mark: str = "!") -> Path:
 
 
 def output(url: str, text: str = "a") -> str | None:
-    """The output of a sync prediction, or None while the server is not ready."""
+    """The output of a sync prediction, or None while the server is not ready (or when the
+    reload cancelled this very request: a 200 whose status is ``canceled``, with no output)."""
     response = requests.post(url + "/predictions", json={"input": {"text": text}}, timeout=30)
-    return response.json()["output"] if response.status_code == 200 else None
+    if response.status_code != 200 or response.json()["status"] != "succeeded":
+        return None
+    return response.json()["output"]
 
 
 def save(path: Path, text: str) -> None:
