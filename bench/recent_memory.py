@@ -8,7 +8,7 @@ displays within ``NBCOG_RECENT_BYTES`` (``--budget-mib``, default 64), so its cu
 at about the budget; before issue 12 it climbed by twice the payload per prediction up to 100
 predictions. ``--svg FILE`` also draws the curves.
 
-``tests/test_faults_memory.py`` runs ``measure`` with small sizes and asserts the bound. The
+``tests/http/test_faults_memory.py`` runs ``measure`` with small sizes and asserts the bound. The
 servers' RSS is of the process tree (coglet's worker included).
 """
 

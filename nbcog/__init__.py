@@ -7,7 +7,7 @@ does the same from a terminal. In a notebook, ``%load_ext nbcog`` adds the ``%co
 ``predict()`` and ``stop()``.
 
 Importing ``nbcog`` imports none of tornado, ipywidgets, IPython or cog: the server is
-resolved on first use (tests/test_layering.py checks this).
+resolved on first use (tests/project/test_layering.py checks this).
 """
 
 from __future__ import annotations

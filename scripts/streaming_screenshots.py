@@ -1,6 +1,6 @@
 """Take the README's screenshots of `%cog predict` streaming: docs/streaming-*.png.
 
-Runs the notebook of tests/test_widget_live_cell.py (a predictor yielding 20 tokens 0.25 s
+Runs the notebook of tests/browser/test_live_cell.py (a predictor yielding 20 tokens 0.25 s
 apart, served from the kernel, `%cog predict` in a blocking cell) in JupyterLab with Debian's
 chromium, and saves the cell mid-run and finished. Run it by hand after a visible change:
 
@@ -15,11 +15,11 @@ import tempfile
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO / "tests"))
+sys.path[:0] = [str(REPO / "tests" / "support"), str(REPO / "tests" / "browser")]
 
 from browserkit import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, jupyter_app, notebook_json  # noqa: E402
 from playwright.sync_api import sync_playwright  # noqa: E402
-from test_widget_live_cell import cells, run_live_prediction  # noqa: E402
+from test_live_cell import cells, run_live_prediction  # noqa: E402
 
 
 def main() -> None:

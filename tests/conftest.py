@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cliprocs import launch as launch  # the `launch` fixture: nbcog CLI subprocesses
 
 from nbcog.testing import RunningServer, serve_in_thread
 

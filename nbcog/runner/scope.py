@@ -3,8 +3,8 @@
 The cog SDK never holds a scope: ``cog.current_scope()``, ``BaseRunner.scope`` and
 ``BaseRunner.record_metric`` look up ``coglet._sdk.current_scope`` each time they are called.
 ``install_scope_hook()`` replaces that module attribute with ``current_scope`` below, so user
-code reaches nbcog's scope through the unchanged SDK. ``tests/test_cog_hooks.py`` fails loudly
-if a new cog stops doing the lookup at call time.
+code reaches nbcog's scope through the unchanged SDK. ``tests/runner/test_cog_hooks.py`` fails
+loudly if a new cog stops doing the lookup at call time.
 
 Which scope is current:
 

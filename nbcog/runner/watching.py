@@ -4,7 +4,7 @@ The watched set is the predictor file plus every imported module whose file lies
 predictor's folder (or below it), looked up in ``sys.modules`` when a change arrives, so a
 module imported by the new code is watched from its first import on. Files are watched with
 ``watchfiles`` (inotify and friends, via Rust's ``notify``): the watcher thread sleeps in the
-OS, so an idle server costs no CPU worth measuring (``tests/test_reload.py`` measures it).
+OS, so an idle server costs no CPU worth measuring (``tests/cli/test_reload.py`` measures it).
 
 A save is checked before anything is swapped: a changed file that does not compile (a
 syntax error) leaves the old code serving, and the error is reported once for that save.

@@ -20,9 +20,9 @@ from freshvenv import make_venv, venv_environ
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 PROJECT = ("pyproject.toml", "README.md", "nbcog", "scripts", "tests")
-KERNEL_TEST = "tests/test_kernel_magics.py::test_python_api_serves_predicts_and_stops[ipykernel6]"
+KERNEL_TEST = "tests/kernel/test_magics.py::test_python_api_serves_predicts_and_stops[ipykernel6]"
 # Every distribution a Python sees, with its version and whether it lives under sys.prefix.
 DISTRIBUTIONS = """
 import importlib.metadata, json, os, sys

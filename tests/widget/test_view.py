@@ -484,7 +484,7 @@ def test_saved_notebook_gets_a_static_rendering(tmp_path):
 
 def test_widget_sources_import_neither_tornado_nor_ipython():
     """nbcog/widget talks to the service only: no tornado, no IPython, no nbcog.http imports."""
-    root = Path(__file__).parent.parent / "nbcog" / "widget"
+    root = Path(__file__).parents[2] / "nbcog" / "widget"
     for path in root.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             names = []

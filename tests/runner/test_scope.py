@@ -389,7 +389,7 @@ print(json.dumps([e.data for e in emitted]))
         text=True,
         check=True,
         timeout=60,
-        cwd=Path(__file__).parents[1],  # so the child imports this checkout's nbcog
+        cwd=Path(__file__).parents[2],  # so the child imports this checkout's nbcog
     )
     assert json.loads(done.stdout) == [
         {"name": "latency", "value": 0.5, "mode": "replace"},

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_cli import launch, run_cli, wait_until, write  # noqa: F401 (launch is a fixture)
+from cliprocs import run_cli, write
+from helpers import wait_until
 
 from nbcog.runner.watching import (
     Save,
@@ -70,7 +71,7 @@ def cpu_seconds(pid: int) -> float:
 
 
 @pytest.fixture
-def served(launch, tmp_path):  # noqa: F811
+def served(launch, tmp_path):
     """``serve predict.py:Predictor --reload`` on a free port, READY with v1."""
     project(tmp_path)
     server = launch(["serve", "predict.py:Predictor", "--reload"], cwd=tmp_path)
@@ -127,7 +128,7 @@ class Predictor(BaseRunner):
 """
 
 
-def test_a_save_cancels_predictions_in_flight(launch, tmp_path):  # noqa: F811
+def test_a_save_cancels_predictions_in_flight(launch, tmp_path):
     """A prediction running when the file is saved ends canceled; the next gets the new code."""
     write(tmp_path, "predict.py", SLOW.format(version="v1"))
     server = launch(["serve", "predict.py:Predictor", "--reload"], cwd=tmp_path)

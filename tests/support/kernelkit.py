@@ -29,7 +29,7 @@ import requests
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 IPYKERNEL6_ENV = "NBCOG_IPYKERNEL6_PYTHON"
 START_TIMEOUT = 60.0
 CELL_TIMEOUT = 120.0

@@ -3,7 +3,8 @@
 A clone has only what the repository holds, so every relative link in README.md,
 ARCHITECTURE.md and docs/ must name a file of the repository, and no path may point outside it.
 The README's curl lines are the ones ``%cog serve`` prints for the quickstart notebook, on the
-port that notebook serves on (tests/test_notebooks.py runs them against the README's example).
+port that notebook serves on (tests/project/test_notebooks.py runs them against the README's
+example).
 CI runs the README's test command through ``.ci/run``, which also fails when the run changed
 the work tree.
 """
@@ -21,7 +22,7 @@ import nbformat
 import pytest
 from kernelkit import Kernel, wait_ready
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOCUMENTS = [ROOT / "README.md", ROOT / "ARCHITECTURE.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCED = re.compile(r"^```.*?^```", re.DOTALL | re.MULTILINE)
 INLINE_LINK = re.compile(r"\]\(([^)\s]+)")  # the target of [text](target), ![alt](target)

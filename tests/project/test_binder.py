@@ -28,7 +28,7 @@ from kernelkit import Kernel, sse_events
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 JUPYTER_PORT = 5297
 KERNEL_SERVER_PORT = 5298
 PREFIX = "/user/newcomer/"  # the base URL JupyterHub gives a user's server on Binder
@@ -36,7 +36,7 @@ TOKEN = "nbcog-binder-test"
 AUTH = {"Authorization": f"token {TOKEN}"}
 NOTEBOOK_TIMEOUT = 300
 
-# One line each notebook prints when it has done its job (tests/test_notebooks.py checks more).
+# One line each notebook prints when it has done its job (test_notebooks.py checks more).
 NOTEBOOKS = {
     "01-quickstart.ipynb": "Hello notebook! This reply is streamed word by word from a notebook.",
     "02-streaming-logs-metrics.ipynb": "status: canceled",

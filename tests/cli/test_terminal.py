@@ -9,9 +9,8 @@ import subprocess
 import sys
 
 import requests
-from test_cli import WAIT, Process, child_env, launch, run_cli, wait_until, write
-
-__all__ = ["launch"]  # the fixture, imported for pytest
+from cliprocs import WAIT, Process, child_env, run_cli, write
+from helpers import wait_until
 
 TALKATIVE = """
 import logging

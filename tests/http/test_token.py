@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import requests
-from test_cli import launch, wait_until, write  # noqa: F401 (launch is a fixture)
+from cliprocs import write
+from helpers import wait_until
 
 from nbcog.http.auth import exposure_warning, is_loopback
 from nbcog.testing import RunningServer, parse_sse, serve_in_thread
@@ -170,7 +171,7 @@ def _predict(url: str, token: str | None) -> int:
     return requests.post(url + "/predictions", json=body, headers=headers, timeout=30).status_code
 
 
-def test_cli_generated_token_is_printed_once_and_required(launch, tmp_path):  # noqa: F811
+def test_cli_generated_token_is_printed_once_and_required(launch, tmp_path):
     """``--token`` without a value: a random token printed once on stderr, then required."""
     write(tmp_path, "predict.py", SOURCE)
     server = launch(["serve", "predict.py:Predictor", "--token"], cwd=tmp_path)
@@ -186,7 +187,7 @@ def test_cli_generated_token_is_printed_once_and_required(launch, tmp_path):  # 
     assert server.stderr().count(token) == 1
 
 
-def test_cli_token_value_and_env(launch, tmp_path):  # noqa: F811
+def test_cli_token_value_and_env(launch, tmp_path):
     """``--token VALUE`` and ``NBCOG_TOKEN`` set the token; neither is ever printed."""
     write(tmp_path, "predict.py", SOURCE)
     given = launch(["serve", "predict.py:Predictor", "--token", TOKEN], cwd=tmp_path)
@@ -199,7 +200,7 @@ def test_cli_token_value_and_env(launch, tmp_path):  # noqa: F811
         assert TOKEN not in server.stderr()
 
 
-def test_cli_warns_on_a_network_host_without_token(launch, tmp_path):  # noqa: F811
+def test_cli_warns_on_a_network_host_without_token(launch, tmp_path):
     """``--host 0.0.0.0`` without a token prints one warning line; with a token, none."""
     write(tmp_path, "predict.py", SOURCE)
     banner = re.compile(r"nbcog: serving \S+ at http://0\.0\.0\.0:(\d+)\n")

@@ -42,7 +42,7 @@ FORBIDDEN = {
     # nest_asyncio2 patches asyncio process-wide: only a blocking %cog predict may apply it.
     "nbcog.kernel": ["nest_asyncio2"],
     # ipywidgets itself imports IPython, so the widget's own sources are checked for IPython
-    # imports by tests/test_widget_view.py; here: no tornado, and http/widget stay peers.
+    # imports by tests/widget/test_view.py; here: no tornado, and http/widget stay peers.
     "nbcog.widget": ["tornado", "nbcog.http", "nbcog.kernel"],
     # The export gets the notebook's namespace and cells passed in: no IPython, no widgets.
     "nbcog.export": ["IPython", "ipywidgets", "nbcog.kernel", "nbcog.widget"],
@@ -63,7 +63,7 @@ def test_layer_does_not_import(module, forbidden):
 
 # -- import rules between our own packages, read from the source (no import side effects) --
 
-PACKAGE = Path(__file__).resolve().parent.parent / "nbcog"
+PACKAGE = Path(__file__).resolve().parents[2] / "nbcog"
 
 # Where each module belongs: its first path component under nbcog/ (module files count as
 # their own layer). cli.py and __main__.py are the CLI.

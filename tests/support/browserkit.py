@@ -24,7 +24,7 @@ from typing import Any
 import pytest
 import requests
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
 PORTS = range(5270, 5290)
 TOKEN = "nbcog-widget-test"

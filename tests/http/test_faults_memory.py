@@ -22,7 +22,7 @@ import pytest
 
 from bench.recent_memory import measure, rss_mib
 
-PREDICTOR = Path(__file__).resolve().parent.parent / "bench" / "predictors" / "echo.py"
+PREDICTOR = Path(__file__).resolve().parents[2] / "bench" / "predictors" / "echo.py"
 BANNER = re.compile(r"nbcog: serving \S+ at http://127\.0\.0\.1:(\d+)\n")
 MiB = 1024 * 1024
 BUDGET_MIB = 16
