@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from cliprocs import launch as launch  # the `launch` fixture: nbcog CLI subprocesses
+from kernelkit import kernel_spares as kernel_spares  # kernels booted ahead, for `kernel`
 
 from nbcog.testing import RunningServer, serve_in_thread
 

@@ -12,6 +12,7 @@ the ``kernel`` fixture is parametrised over both.
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 import os
 import queue
@@ -28,6 +29,7 @@ import pytest
 import requests
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
+from jupyter_core.utils import ensure_event_loop
 
 ROOT = Path(__file__).resolve().parents[2]
 IPYKERNEL6_ENV = "NBCOG_IPYKERNEL6_PYTHON"
@@ -98,10 +100,10 @@ class Kernel:
         self.manager.start_kernel(cwd=str(cwd), env=environment, stdout=self.log, stderr=self.log)
         self.client = self.manager.blocking_client()
         self.client.start_channels()
-        self.client.wait_for_ready(timeout=START_TIMEOUT)
         self._cells: dict[str, Cell] = {}
         self.updates: list[dict[str, Any]] = []
         self.orphans: list[str] = []
+        self.client.wait_for_ready(timeout=START_TIMEOUT)
 
     # -- cells ---------------------------------------------------------------------------
 
@@ -226,12 +228,64 @@ def kernel_pythons() -> list[Any]:
     ]
 
 
+class Spares:
+    """One kernel per interpreter booted ahead, so a test does not wait for its kernel to start.
+
+    A spare starts (on a thread, in a directory of its own) and runs ``%load_ext nbcog`` while the
+    previous test runs; ``take`` waits for that, moves the kernel into the test's ``tmp_path``
+    (the cwd its relative paths and ``predict.py:Name`` refs are read from) and boots the next
+    spare. Every test still gets a kernel nobody used before.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self._root = root
+        self._booting: dict[str, concurrent.futures.Future[Kernel]] = {}
+        self._threads = concurrent.futures.ThreadPoolExecutor(thread_name_prefix="spare-kernel")
+
+    def _boot(self, python: str) -> None:
+        home = self._root / f"spare-{len(list(self._root.iterdir()))}"
+        home.mkdir()
+
+        def start() -> Kernel:
+            try:
+                k = Kernel(python, home)
+                k.ok("%load_ext nbcog")
+                return k
+            finally:  # jupyter_client made this thread a loop; the kernel no longer needs it
+                ensure_event_loop().close()
+
+        self._booting[python] = self._threads.submit(start)
+
+    def take(self, python: str, cwd: Path) -> Kernel:
+        if python not in self._booting:
+            self._boot(python)
+        k = self._booting.pop(python).result(timeout=START_TIMEOUT + CELL_TIMEOUT)
+        self._boot(python)
+        k.ok(f"import os as _os; _os.chdir({str(cwd)!r}); del _os")
+        return k
+
+    def close(self) -> None:
+        for booting in self._booting.values():
+            booting.result().shutdown()
+        self._booting.clear()
+        self._threads.shutdown()
+
+
+@pytest.fixture(scope="session")
+def kernel_spares(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Spares]:
+    """The session's spare kernels (shut down at the end)."""
+    spares = Spares(tmp_path_factory.mktemp("kernels"))
+    yield spares
+    spares.close()
+
+
 @pytest.fixture(params=kernel_pythons())
-def kernel(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Kernel]:
-    """A fresh kernel with ``%load_ext nbcog`` done, shut down after the test."""
-    k = Kernel(request.param, tmp_path)
+def kernel(
+    request: pytest.FixtureRequest, tmp_path: Path, kernel_spares: Spares
+) -> Iterator[Kernel]:
+    """A kernel nobody used before, with ``%load_ext nbcog`` done, shut down after the test."""
+    k = kernel_spares.take(request.param, tmp_path)
     try:
-        k.ok("%load_ext nbcog")
         yield k
         k.assert_quiet()
     finally:
