@@ -31,7 +31,7 @@ from typing import TextIO
 from nbcog.core import events
 from nbcog.core.events import Event
 from nbcog.core.prediction import Status
-from nbcog.service import Health, InFlight, PredictionService
+from nbcog.service import Health, PredictionRef, PredictionService
 
 SETUP_PREFIX = "setup: "
 
@@ -98,23 +98,22 @@ class Console:
 
     # -- predictions ---------------------------------------------------------------------
 
-    def _on_prediction(self, kind: str, entry: InFlight) -> None:
+    def _on_prediction(self, kind: str, ref: PredictionRef) -> None:
         if kind == "finished":
-            self._ended(entry)
+            self._ended(ref)
 
-    def _on_events(self, entry: InFlight, batch: list[Event]) -> None:
-        prefix = f"{entry.prediction.id}: "
+    def _on_events(self, ref: PredictionRef, batch: list[Event]) -> None:
+        prefix = f"{ref.prediction.id}: "
         for event in batch:
             if event.name == events.LOG:
                 stream = self._err if event.data["source"] == "stderr" else self._out
                 self._write(stream, prefixed(prefix, event.data["data"]))
 
-    def _ended(self, entry: InFlight) -> None:
-        prediction = entry.prediction
+    def _ended(self, ref: PredictionRef) -> None:
+        prediction = ref.prediction
         seconds = prediction.predict_time or 0.0
         if prediction.status is Status.FAILED:
-            finished = entry.finished
-            trace = finished.traceback if finished is not None else None
+            trace = ref.traceback
             detail = "\n" + prefixed("  ", trace) if trace else f" {prediction.error}\n"
             self._write(self._err, f"nbcog: {prediction.id} failed after {seconds:.2f} s:{detail}")
         elif self._predictor_output:

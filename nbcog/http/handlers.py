@@ -15,12 +15,7 @@ from tornado.http1connection import HTTP1Connection
 from tornado.httputil import HTTPServerRequest
 from tornado.iostream import IOStream, StreamClosedError
 
-from nbcog.core.errors import (
-    InputValidationError,
-    NbcogError,
-    StreamingNotSupported,
-    TrainingStreamingNotSupported,
-)
+from nbcog.core.errors import NbcogError
 from nbcog.core.jsonenc import dumpb
 from nbcog.core.prediction import Status
 from nbcog.core.versions import versions
@@ -28,7 +23,7 @@ from nbcog.http.envelope import EnvelopeError, parse_envelope
 from nbcog.http.health import HealthChecker
 from nbcog.http.responses import OpenResponses
 from nbcog.http.sse import Closer, stream_events
-from nbcog.service import InFlight, Mode, PredictionService
+from nbcog.service import Mode, PredictionRef, PredictionService
 
 PAYLOAD_TOO_LARGE = "Failed to buffer the request body: length limit exceeded"
 INVALID_URL_ID = "Invalid URL: Invalid UTF-8 in `id`"
@@ -269,7 +264,7 @@ class CreateHandler(CogHandler):
         self._counted = False
         self._chunks: list[bytes] = []
         self._received = 0
-        self._waiting: InFlight | None = None
+        self._waiting: PredictionRef | None = None
         self._closer = Closer()
 
     def prepare(self) -> None:
@@ -300,88 +295,66 @@ class CreateHandler(CogHandler):
             self.send_text(exc.status, exc.text)
             return
         mode = request_mode(self.request.headers)
-        if self.training and mode is Mode.SSE:
-            # After the body parse, before anything else: coglet's order (live 0.23.1).
-            self.send_error_body(TrainingStreamingNotSupported())
-            return
         request.trace_headers = {
             name: value
             for name in ("traceparent", "tracestate")
             if (value := self.request.headers.get(name)) is not None
         }
         try:
-            if put_id is not None:
-                if request.id is not None and request.id != put_id:
-                    raise InputValidationError([self._id_mismatch()])
-                attached = self.service.get(put_id)
-                if attached is not None:
-                    await self._attach(attached, mode)
-                    return
-            entry = self.service.create(request, mode=mode, training=self.training, put_id=put_id)
+            ref, attached = self.service.create_or_attach(
+                request, mode=mode, training=self.training, put_id=put_id
+            )
         except NbcogError as error:
             self.send_error_body(error)
             return
-        await self._respond(entry, mode)
-
-    def _id_mismatch(self) -> dict[str, Any]:
-        noun = "training" if self.training else "prediction"
-        return {
-            "loc": ["body", "id"],
-            "msg": f"{noun} ID must match the ID supplied in the URL",
-            "type": "value_error",
-        }
-
-    async def _attach(self, entry: InFlight, mode: Mode) -> None:
-        if mode is Mode.SSE:
-            if not self.service.streaming:
-                raise StreamingNotSupported
-            await self._stream(entry)
+        if attached and mode is not Mode.SSE:
+            self.send_json(202, ref.prediction.snapshot(with_input=True))
             return
-        self.send_json(202, entry.prediction.snapshot(with_input=True))
+        await self._respond(ref, mode)
 
-    async def _respond(self, entry: InFlight, mode: Mode) -> None:
+    async def _respond(self, ref: PredictionRef, mode: Mode) -> None:
         if mode is Mode.SSE:
-            await self._stream(entry)
+            await self._stream(ref)
         elif mode is Mode.ASYNC:
-            self.send_json(202, {"id": entry.prediction.id, "status": "starting"})
+            self.send_json(202, {"id": ref.prediction.id, "status": "starting"})
         else:
-            await self._wait_sync(entry)
+            await self._wait_sync(ref)
 
-    async def _stream(self, entry: InFlight) -> None:
+    async def _stream(self, ref: PredictionRef) -> None:
         # Each batch of events goes out when written: Nagle's algorithm would hold a small
         # write back until the client acknowledges the previous one (up to its delayed-ACK
         # timeout, 40 ms on Linux) whenever one is unacknowledged. Tornado restores the
         # default when the response finishes.
         _client_stream(self.request).set_nodelay(True)
         try:
-            await stream_events(
-                self, self.service, entry, closer=self._closer, keepalive=self.keepalive
-            )
+            await stream_events(self, ref, closer=self._closer, keepalive=self.keepalive)
         except StreamClosedError:
             return
+        except NbcogError as error:  # TooManySubscribers, before anything was written
+            self.send_error_body(error)
 
-    async def _wait_sync(self, entry: InFlight) -> None:
+    async def _wait_sync(self, ref: PredictionRef) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-        def finish(_: InFlight) -> None:
+        def finish(_: PredictionRef) -> None:
             if not done.done():
                 done.set_result(None)
 
-        entry.on_done(finish)
-        self._waiting = entry
+        ref.on_done(finish)
+        self._waiting = ref
         if self._closer.closed:  # the client left before we started waiting
-            self.service.cancel(entry.prediction.id)
+            self.service.cancel(ref.prediction.id)
         await done
         self._waiting = None
         if _client_stream(self.request).closed():
             return
-        completed = entry.completed
-        if completed is not None and entry.prediction.status is Status.SUCCEEDED:
+        completed = ref.completed
+        if completed is not None and ref.prediction.status is Status.SUCCEEDED:
             # A succeeded sync body is the completed snapshot: reuse its encoding (spec §9).
             self.set_header("Content-Type", "application/json")
             self.finish_body(completed.json.encode())
             return
-        self.send_json(200, entry.prediction.sync_body())
+        self.send_json(200, ref.prediction.sync_body())
 
     def finish(self, chunk: str | bytes | dict[str, Any] | None = None) -> asyncio.Future[None]:
         """Finish as Tornado does; the response stops counting as open once it is flushed."""

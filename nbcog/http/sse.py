@@ -4,8 +4,8 @@ One subscriber per response. Each wake-up takes *everything* pending and writes 
 ``write`` + ``flush``, so a fast stream costs one syscall per batch, not per token; the SSE
 bytes were encoded once when the event was made. A keep-alive comment goes out after
 ``keepalive`` seconds without an event. The client leaving is noticed at once (tornado calls
-``on_connection_close`` even while nothing is being written), and the service decides whether
-that cancels the prediction.
+``on_connection_close`` even while nothing is being written); the stream counts for
+cancel-on-disconnect, so the service decides whether that cancels the prediction.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import asyncio
 from typing import Protocol
 
 from nbcog.core.events import KEEPALIVE
-from nbcog.service import InFlight, PredictionService
+from nbcog.service import PredictionRef
 
 
 class StreamTarget(Protocol):
@@ -82,19 +82,18 @@ def _expire(waiter: asyncio.Future[bool]) -> None:
 
 async def stream_events(
     handler: StreamTarget,
-    service: PredictionService,
-    entry: InFlight,
+    ref: PredictionRef,
     *,
     closer: Closer,
     keepalive: float,
 ) -> None:
-    """Stream ``entry``'s events (replay, then live) until ``completed``/``error`` or hang-up.
+    """Stream ``ref``'s events (replay, then live) until ``completed``/``error`` or hang-up.
 
     Raises:
         TooManySubscribers: before anything is written (so the caller can answer 429).
         tornado.iostream.StreamClosedError: when the client left mid-write.
     """
-    subscription = service.subscribe_http(entry, closer.wake)
+    subscription = ref.subscribe(closer.wake, counts_for_cancel=True)
     try:
         handler.set_status(200)
         handler.set_header("Content-Type", "text/event-stream")
@@ -114,6 +113,6 @@ async def stream_events(
                 handler.write(KEEPALIVE)
                 await handler.flush()
     finally:
-        service.unsubscribe_http(entry, subscription)
+        subscription.close()
     if not closer.closed:
         await handler.finish()

@@ -20,7 +20,7 @@ from nbcog.core import events
 from nbcog.core.events import Event
 from nbcog.core.failures import failure_reason
 from nbcog.kernel.render import output_parts
-from nbcog.service import CreateRequest, Health, InFlight, Mode, PredictionService
+from nbcog.service import CreateRequest, Health, Mode, PredictionRef, PredictionService
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,11 @@ async def setup_done(service: PredictionService) -> None:
 async def run_prediction(
     service: PredictionService,
     values: Mapping[str, Any],
-    emit: Callable[[Event | str | InFlight], None],
+    emit: Callable[[Event | str | PredictionRef], None],
 ) -> PredictionResult:
     """Create a prediction with input ``values`` and wait for its end (serving loop only).
 
-    ``emit`` receives the new prediction's ``InFlight`` first (for a live view), then its log
+    ``emit`` receives the new prediction's ``PredictionRef`` first (for a live view), then its log
     events and notices.
 
     Raises:
@@ -105,17 +105,17 @@ async def run_prediction(
         asyncio.CancelledError: after the cancelled prediction has ended.
     """
     await setup_done(service)
-    entry = service.create(CreateRequest(input=dict(values)), mode=Mode.ASYNC)
-    emit(entry)
+    ref = service.create(CreateRequest(input=dict(values)), mode=Mode.ASYNC)
+    emit(ref)
     wake = asyncio.Event()
-    subscription = entry.broadcaster.subscribe(wake.set)
+    subscription = ref.subscribe(wake.set)
     finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
-    def finish(_: InFlight) -> None:
+    def finish(_: PredictionRef) -> None:
         if not finished.done():
             finished.set_result(None)
 
-    entry.on_done(finish)
+    ref.on_done(finish)
     try:
         while not subscription.done:
             await wake.wait()
@@ -125,13 +125,13 @@ async def run_prediction(
                     emit(event)
         await finished  # a lagged subscription ends before the prediction does
     except asyncio.CancelledError:
-        service.cancel(entry.prediction.id)
-        emit(f"cancelling {entry.prediction.id} (interrupt again to stop waiting for it)\n")
+        service.cancel(ref.prediction.id)
+        emit(f"cancelling {ref.prediction.id} (interrupt again to stop waiting for it)\n")
         await asyncio.shield(finished)
         raise
     finally:
         subscription.close()
-    prediction = entry.prediction
+    prediction = ref.prediction
     handler = service.runtime.predict
     return PredictionResult(
         id=prediction.id,
@@ -141,13 +141,13 @@ async def run_prediction(
         metrics=prediction.sync_body()["metrics"],
         error=prediction.error,
         output_schema=handler.schema.output if handler is not None else None,
-        traceback=entry.finished.traceback if entry.finished is not None else None,
+        traceback=ref.traceback,
     )
 
 
-def show(item: Event | str | InFlight) -> None:
+def show(item: Event | str | PredictionRef) -> None:
     """Write a log event to the cell's stdout or stderr (as ``cog predict`` does), or a notice."""
-    if isinstance(item, InFlight):
+    if isinstance(item, PredictionRef):
         return
     if isinstance(item, str):
         stream, text = sys.stderr, item

@@ -16,7 +16,7 @@ from IPython.display import display
 
 from nbcog.core.events import Event
 from nbcog.kernel.predict import show
-from nbcog.service import InFlight, PredictionService
+from nbcog.service import PredictionRef, PredictionService
 from nbcog.widget import PredictionView, ServerMonitor
 
 if TYPE_CHECKING:
@@ -98,9 +98,9 @@ class ViewSink:
         self._handle = handle
         self.view: PredictionView | None = None
 
-    def __call__(self, item: Event | str | InFlight) -> None:
+    def __call__(self, item: Event | str | PredictionRef) -> None:
         """Show the view for a new prediction; show notices; drop log events."""
-        if isinstance(item, InFlight):
+        if isinstance(item, PredictionRef):
             handle = self._handle
             view = build(
                 handle,

@@ -73,7 +73,17 @@ class Runtime:
         with self._log_lock:
             return "".join(text for _, text in self._log_parts)
 
-    def _append_log(self, source: str, text: str) -> None:
+    @property
+    def serves_training(self) -> bool:
+        """A training handler is (or, once loaded, will be) served: its own or ``--train``'s."""
+        return self.train is not None or self._train_ref is not None
+
+    def append_setup_log(self, source: str, text: str) -> None:
+        """Add ``text`` to the setup logs (and tell their followers), from any thread.
+
+        Loading and ``setup()`` write here through their log capture; the service adds its
+        own line when setup times out, so the health-check's logs say why it failed.
+        """
         text = scrub_surrogates(text)  # a traceback can quote undecodable bytes too
         with self._log_lock:
             self._log_parts.append((source, text))
@@ -106,14 +116,14 @@ class Runtime:
     def _setup_thread(self, future: concurrent.futures.Future[None]) -> None:
         install_scope_hook()
         capture.install()
-        log = capture.LogCapture(self._append_log)
+        log = capture.LogCapture(self.append_setup_log)
         log.activate()
         try:
             self._load_and_setup()
         except BaseException as exc:
             log.deactivate()
             lines = user_traceback_lines(exc)
-            self._append_log("stderr", "".join(lines[:-1]) + describe_exception(exc) + "\n")
+            self.append_setup_log("stderr", "".join(lines[:-1]) + describe_exception(exc) + "\n")
             future.set_exception(SetupFailed(describe_exception(exc)))
             return
         log.deactivate()

@@ -16,7 +16,7 @@ import ipywidgets
 
 from nbcog.core.errors import InputValidationError, NbcogError
 from nbcog.core.validation import inline_refs
-from nbcog.service import CreateRequest, Health, InFlight, Mode, PredictionService
+from nbcog.service import CreateRequest, Health, Mode, PredictionRef, PredictionService
 from nbcog.widget.context import CreationContext
 from nbcog.widget.fields import Field, FieldError, build_field
 from nbcog.widget.prefill import fill
@@ -131,7 +131,7 @@ class InputForm(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
                 values[name] = value
         return values, problems
 
-    def submit(self) -> InFlight | None:
+    def submit(self) -> PredictionRef | None:
         """Create a prediction from the form; on errors show them and return None.
 
         Call on the loop thread (Run does).

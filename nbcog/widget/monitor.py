@@ -28,7 +28,7 @@ from nbcog.core.errors import NbcogError
 from nbcog.core.failures import failure_reason
 from nbcog.core.prediction import Prediction
 from nbcog.core.snippets import secret_inputs as schema_secrets
-from nbcog.service import RECENT_LIMIT, CreateRequest, InFlight, Mode, PredictionService
+from nbcog.service import RECENT_LIMIT, CreateRequest, Mode, PredictionRef, PredictionService
 from nbcog.widget.context import CreationContext
 from nbcog.widget.form import InputForm
 from nbcog.widget.render import monitor_html
@@ -102,7 +102,7 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
         self._base_url = base_url
         self._token = token
         self._limit = limit
-        self._entries: dict[str, InFlight] = {
+        self._entries: dict[str, PredictionRef] = {
             entry.prediction.id: entry for entry in service.inflight()
         }
         self._created_ms: dict[str, float] = {}
@@ -123,7 +123,7 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
         """Show the view of ``prediction_id`` under the list (None if it is unknown)."""
         if self.view is not None and self.view.prediction_id == prediction_id:
             return self.view
-        target: InFlight | Prediction | None = self._entries.get(prediction_id)
+        target: PredictionRef | Prediction | None = self._entries.get(prediction_id)
         if target is None:
             target = next((p for p in self._service.recent if p.id == prediction_id), None)
         if target is None:
@@ -248,7 +248,7 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
 
     # -- keeping the rows current ------------------------------------------------------------
 
-    def _on_prediction(self, kind: str, entry: InFlight) -> None:
+    def _on_prediction(self, kind: str, entry: PredictionRef) -> None:
         self._entries[entry.prediction.id] = entry
         self._schedule_refresh()
 

@@ -1,8 +1,8 @@
-"""``PredictionView``: one prediction, live, fed by the same broadcaster as the SSE streams.
+"""``PredictionView``: one prediction, live, fed by the same events as the SSE streams.
 
 The view is an in-process subscriber (spec §19): it never goes through HTTP, so it works
 behind JupyterHub/Binder proxies, in VS Code and in Colab, and it never counts for
-cancel-on-disconnect (only ``PredictionService.subscribe_http`` does).
+cancel-on-disconnect (only an HTTP SSE response's stream does).
 
 Cost (issue 5): events are folded into a ``ViewState`` as they arrive; a timer on the serving
 loop sends what was added since the last send, as one anywidget custom message, at most every
@@ -33,10 +33,9 @@ import traitlets
 
 from nbcog.core import events
 from nbcog.core import snippets as api_snippets
-from nbcog.core.broadcaster import Subscription
 from nbcog.core.errors import TooManySubscribers
 from nbcog.core.prediction import Prediction
-from nbcog.service import InFlight, PredictionService
+from nbcog.service import PredictionRef, PredictionService, PredictionStream
 from nbcog.widget.context import CreationContext
 from nbcog.widget.render import view_html, view_text
 from nbcog.widget.state import ViewState
@@ -133,15 +132,15 @@ class PredictionView(anywidget.AnyWidget):
 
     def __init__(
         self,
-        target: InFlight | Prediction,
+        target: PredictionRef | Prediction,
         service: PredictionService,
         *,
         base_url: str | None = None,
         token: str | None = None,
         queue_capacity: int = WIDGET_QUEUE_CAPACITY,
     ) -> None:
-        entry = target if isinstance(target, InFlight) else None
-        prediction = target.prediction if isinstance(target, InFlight) else target
+        entry = target if isinstance(target, PredictionRef) else None
+        prediction = target.prediction if isinstance(target, PredictionRef) else target
         loop = service.loop
         training = prediction.kind == "training"
         self._context = CreationContext()
@@ -151,7 +150,7 @@ class PredictionView(anywidget.AnyWidget):
         self._prediction = prediction
         self._state = ViewState(output_schema(service, training))
         self._queue_capacity = queue_capacity
-        self._subscription: Subscription | None = None
+        self._subscription: PredictionStream | None = None
         self._drain_scheduled = False
         self._flush_handle: Any = None
         self._last_flush = -math.inf
@@ -242,7 +241,7 @@ class PredictionView(anywidget.AnyWidget):
         data, metadata = bundle
         return {**data, "text/plain": self.text(), "text/html": self.static_html()}, metadata
 
-    # -- following the broadcaster ---------------------------------------------------------
+    # -- following the prediction ----------------------------------------------------------
 
     def _t(self) -> float:
         return self._loop.time() - self._prediction.created_at
@@ -250,7 +249,7 @@ class PredictionView(anywidget.AnyWidget):
     def _subscribe(self, *, replay: bool) -> None:
         assert self._entry is not None
         try:
-            self._subscription = self._entry.broadcaster.subscribe(
+            self._subscription = self._entry.subscribe(
                 self._wake, replay=replay, queue_capacity=self._queue_capacity
             )
         except TooManySubscribers:
@@ -287,8 +286,7 @@ class PredictionView(anywidget.AnyWidget):
             self._subscription = None
 
     def _traceback(self) -> str | None:
-        finished = self._entry.finished if self._entry is not None else None
-        return finished.traceback if finished is not None else None
+        return self._entry.traceback if self._entry is not None else None
 
     def _resync(self, error: dict[str, Any], now: float) -> None:
         """Lagged or truncated: reload from the prediction, which holds every chunk and log."""

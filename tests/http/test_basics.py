@@ -292,6 +292,6 @@ def test_recent_predictions_stay_within_their_byte_budget_oldest_evicted_first(s
         assert kept() == [102, 101, 100]
         assert requests.post(s.url + "/predictions", json={"input": {"n": 150}}, timeout=10).ok
         assert kept() == [150, 102]
-        assert s.call(lambda: s.server.service._recent_total) <= 20_000
+        assert s.call(lambda: s.server.service.recent_retained_bytes) <= 20_000
         assert requests.post(s.url + "/predictions", json={"input": {"n": 500}}, timeout=10).ok
         assert kept() == [150, 102]  # bigger than the whole budget: not kept, nothing evicted

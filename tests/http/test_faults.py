@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from faults import Response, exchange, health, request, tracebacks
 
-from nbcog.service import CreateRequest, InFlight, Mode
+from nbcog.service import CreateRequest, Mode, PredictionRef
 from nbcog.testing import RunningServer, serve_in_thread
 
 PREDICTOR = """
@@ -343,11 +343,11 @@ def test_put_attach_with_a_surrogate_in_its_input_is_a_400(port: int, tmp_path: 
     assert (again.status, again.json()["status"]) == (200, "succeeded")
 
 
-def create_unencodable(served: RunningServer) -> InFlight:
+def create_unencodable(served: RunningServer) -> PredictionRef:
     """Create a prediction in-process with a lone surrogate id; wait until it ends."""
     service = served.server.service
     assert service is not None
-    done: asyncio.Future[InFlight] = served.loop.create_future()
+    done: asyncio.Future[PredictionRef] = served.loop.create_future()
 
     def create() -> None:
         entry = service.create(CreateRequest(id="a\udfff"), mode=Mode.ASYNC)
@@ -408,7 +408,7 @@ def test_an_async_predictor_with_an_unencodable_id_ends_failed_too(tmp_path: Pat
         assert health(s.server.port) == "READY"
 
 
-async def _wait(future: asyncio.Future[InFlight]) -> InFlight:
+async def _wait(future: asyncio.Future[PredictionRef]) -> PredictionRef:
     return await future
 
 

@@ -134,7 +134,7 @@ def test_readers_that_stay_get_every_event_in_order_and_nothing_leaks(
 
     def subscribers() -> int:
         entry = s.server.service.get("storm") if s.server.service else None
-        return -1 if entry is None else entry.broadcaster.subscriber_count
+        return -1 if entry is None else entry.stream_stats().subscribers
 
     wait_until(lambda: s.call(subscribers) == READERS, "every reader subscribed")
     gate.touch()

@@ -472,7 +472,7 @@ def broadcaster_stats(s: RunningServer, prediction_id: str) -> BroadcasterStats 
 
     def stats() -> BroadcasterStats | None:
         entry = s.server.service.get(prediction_id)
-        return None if entry is None else entry.broadcaster.stats()
+        return None if entry is None else entry.stream_stats()
 
     return s.call(stats)
 
