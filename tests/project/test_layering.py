@@ -205,3 +205,71 @@ def test_no_module_grows_past_the_line_limit():
     assert not too_long - TOO_LONG_TODAY, f"over {MAX_LINES} lines: {too_long - TOO_LONG_TODAY}"
     shrunk = TOO_LONG_TODAY - too_long
     assert not shrunk, f"now under {MAX_LINES} lines, remove from TOO_LONG_TODAY: {shrunk}"
+
+
+# -- front ends see a prediction only through the service's read-only PredictionRef --
+
+FRONT_ENDS = {"http", "widget", "kernel", "console"}
+INTERNAL_NAMES = {"InFlight", "Finished"}  # classes a front end must not name
+INTERNAL_ATTRIBUTES = {"broadcaster", "pipe", "job", "finished"}  # nor read on a prediction
+
+
+def _reaches_inside(path: Path, root: Path = PACKAGE) -> list[str]:
+    """What ``path`` reads that belongs inside the service or a runner (``line: name``)."""
+    layer = _layer(_module_name(path, root))
+    tree = ast.parse(path.read_text(), str(path))
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("nbcog.service."):
+            found.append(f"{node.lineno}: from {node.module}")
+        if isinstance(node, ast.Attribute) and node.attr in INTERNAL_ATTRIBUTES:
+            internal: str | None = node.attr
+        elif isinstance(node, ast.Name) and node.id in INTERNAL_NAMES:
+            internal = node.id
+        elif isinstance(node, ast.ImportFrom):
+            internal = next((a.name for a in node.names if a.name in INTERNAL_NAMES), None)
+        else:
+            internal = None
+        if layer in FRONT_ENDS and internal is not None:
+            found.append(f"{node.lineno}: {internal}")
+        if (
+            layer != "runner"
+            and isinstance(node, ast.Attribute)
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+            and (getattr(node.value, "id", None) or getattr(node.value, "attr", None)) == "runtime"
+        ):
+            found.append(f"{node.lineno}: runtime.{node.attr}")
+    return sorted(found, key=lambda where: int(where.split(":")[0]))
+
+
+def test_front_ends_use_only_the_prediction_view():
+    """No front end names the service's InFlight or its broadcaster, pipe, job or Finished,
+    nobody outside the service imports its modules (only ``nbcog.service``), and nobody
+    outside the runner reads a runtime's private attributes."""
+    bad = [
+        f"{path.relative_to(PACKAGE)}:{where}"
+        for path in _sources()
+        if _layer(_module_name(path)) != "service"
+        for where in _reaches_inside(path)
+    ]
+    assert not bad, "\n".join(bad)
+
+
+def test_the_view_rule_sees_a_reach_inside(tmp_path):
+    """The rule finds each kind of reach (so it can fail)."""
+    source = tmp_path / "nbcog" / "widget" / "probe.py"
+    source.parent.mkdir(parents=True)
+    source.write_text(
+        "from nbcog.service.inflight import InFlight\n"
+        "def follow(entry, service):\n"
+        "    entry.broadcaster.subscribe(print)\n"
+        "    service.runtime._train_ref\n"
+    )
+    found = _reaches_inside(source, tmp_path / "nbcog")
+    assert found == [
+        "1: from nbcog.service.inflight",
+        "1: InFlight",
+        "3: broadcaster",
+        "4: runtime._train_ref",
+    ]
