@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from nbcog.core import snippets
 from nbcog.core.inputs import example_input, input_schema
-from nbcog.core.prediction import Prediction
 from nbcog.kernel.report import snippet_target
+from nbcog.service import PredictionState
 
 if TYPE_CHECKING:
     from nbcog.kernel.serving import ServerHandle
@@ -51,10 +51,10 @@ class HistoryLine:
         return f"{self.id}{kind}  {self.status:<10} {took:>8}  {self.inputs}  -> {self.output}"
 
 
-def predictions(handle: ServerHandle) -> list[Prediction]:
+def predictions(handle: ServerHandle) -> list[PredictionState]:
     """In flight first, then the finished ones the service keeps; newest first in each."""
 
-    def collect() -> list[Prediction]:
+    def collect() -> list[PredictionState]:
         service = handle._service()
         running = [entry.prediction for entry in service.inflight()]
         running.sort(key=lambda p: p.created_at, reverse=True)
@@ -63,7 +63,7 @@ def predictions(handle: ServerHandle) -> list[Prediction]:
     return handle._call(collect)
 
 
-def find(handle: ServerHandle, prediction_id: str) -> Prediction:
+def find(handle: ServerHandle, prediction_id: str) -> PredictionState:
     """The prediction ``prediction_id`` of ``handle``'s server.
 
     Raises:
@@ -83,7 +83,7 @@ def secret_names(openapi: Mapping[str, Any] | None) -> tuple[str, ...]:
     return snippets.secret_inputs(openapi) if openapi else ()
 
 
-def shown_inputs(prediction: Prediction, secrets: tuple[str, ...]) -> dict[str, Any]:
+def shown_inputs(prediction: PredictionState, secrets: tuple[str, ...]) -> dict[str, Any]:
     """A prediction's inputs for display: secrets as ``<secret>``."""
     return {k: SECRET_SHOWN if k in secrets else v for k, v in prediction.input.items()}
 
@@ -110,7 +110,7 @@ def history_lines(handle: ServerHandle) -> list[HistoryLine]:
 
 
 def rerun_inputs(
-    prediction: Prediction, overrides: Mapping[str, Any], secrets: tuple[str, ...]
+    prediction: PredictionState, overrides: Mapping[str, Any], secrets: tuple[str, ...]
 ) -> dict[str, Any]:
     """``prediction``'s inputs with ``overrides`` applied; a Secret must be given again.
 

@@ -4,7 +4,8 @@ It owns setup state, slots, the predictions and the rules of spec §6-§8, §11.
 and nothing about HTTP. One job per module: ``settings`` (the environment), ``request`` (what
 a front end hands in), ``setup`` (setup and health), ``policy`` (the spec §6 checks),
 ``registry`` (ids, in flight, listeners, the recent ones), ``inflight`` (one prediction, and
-the read-only ``PredictionRef`` front ends get), ``delivery`` (events from the runner) and
+the read-only ``PredictionRef`` front ends get), ``state`` (``PredictionState``,
+the read-only type of what they read), ``delivery`` (events from the runner) and
 ``facade`` (``PredictionService``, composing them).
 
 Import rule: nbcog.core and nbcog.runner only.
@@ -23,6 +24,7 @@ from nbcog.service.settings import (
     setup_timeout_from_env,
 )
 from nbcog.service.setup import Health
+from nbcog.service.state import PredictionState
 
 __all__ = [
     "DEFAULT_RECENT_BYTES",
@@ -35,6 +37,7 @@ __all__ = [
     "Mode",
     "PredictionRef",
     "PredictionService",
+    "PredictionState",
     "PredictionStream",
     "history_capacity_from_env",
     "recent_bytes_from_env",

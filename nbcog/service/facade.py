@@ -32,6 +32,7 @@ from nbcog.service.registry import Listener, Observer, Registry
 from nbcog.service.request import CreateRequest, Loop, Mode
 from nbcog.service.settings import history_capacity_from_env, recent_bytes_from_env
 from nbcog.service.setup import Health, SetupState
+from nbcog.service.state import PredictionState
 
 
 class PredictionService:
@@ -154,7 +155,7 @@ class PredictionService:
         return [entry.ref for entry in self._registry.inflight()]
 
     @property
-    def recent(self) -> Sequence[Prediction]:
+    def recent(self) -> Sequence[PredictionState]:
         """Finished predictions kept for status displays, newest first (see ``Registry``)."""
         return self._registry.recent
 

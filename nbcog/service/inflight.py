@@ -22,6 +22,7 @@ from nbcog.runner.pipe import EventPipe
 from nbcog.runner.webhooks import WebhookTracker
 from nbcog.runner.worker import Finished, Job, Runner
 from nbcog.service.request import Mode
+from nbcog.service.state import PredictionState
 
 
 @dataclass(eq=False)
@@ -77,8 +78,8 @@ class PredictionRef:
         return self._entry.prediction.id
 
     @property
-    def prediction(self) -> Prediction:
-        """The prediction's state (read it; the service alone changes it)."""
+    def prediction(self) -> PredictionState:
+        """The prediction's state, read-only (the service alone changes it)."""
         return self._entry.prediction
 
     @property

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Mapping
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,15 @@ import traitlets
 
 from nbcog.core.errors import NbcogError
 from nbcog.core.failures import failure_reason
-from nbcog.core.prediction import Prediction
 from nbcog.core.snippets import secret_inputs as schema_secrets
-from nbcog.service import RECENT_LIMIT, CreateRequest, Mode, PredictionRef, PredictionService
+from nbcog.service import (
+    RECENT_LIMIT,
+    CreateRequest,
+    Mode,
+    PredictionRef,
+    PredictionService,
+    PredictionState,
+)
 from nbcog.widget.context import CreationContext
 from nbcog.widget.form import InputForm
 from nbcog.widget.render import monitor_html
@@ -56,7 +63,7 @@ def secret_inputs(service: PredictionService) -> tuple[str, ...]:
     return schema_secrets(service.openapi) if service.openapi else ()
 
 
-def _preview(values: dict[str, Any]) -> str:
+def _preview(values: Mapping[str, Any]) -> str:
     text = json.dumps(values, default=str, ensure_ascii=False)
     return text if len(text) <= INPUT_PREVIEW else text[: INPUT_PREVIEW - 1] + "…"
 
@@ -106,7 +113,7 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
             entry.prediction.id: entry for entry in service.inflight()
         }
         self._created_ms: dict[str, float] = {}
-        self._previous: dict[str, Prediction] = {}  # the rows of code before a reload
+        self._previous: dict[str, PredictionState] = {}  # the rows of code before a reload
         self.view: PredictionView | None = None
         self.form: InputForm | None = None
         self._refresh_handle: Any = None
@@ -123,7 +130,7 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
         """Show the view of ``prediction_id`` under the list (None if it is unknown)."""
         if self.view is not None and self.view.prediction_id == prediction_id:
             return self.view
-        target: PredictionRef | Prediction | None = self._entries.get(prediction_id)
+        target: PredictionRef | PredictionState | None = self._entries.get(prediction_id)
         if target is None:
             target = next((p for p in self._service.recent if p.id == prediction_id), None)
         if target is None:
@@ -163,7 +170,7 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
             self.list.stopped = stopped
         self._refresh()
 
-    def _find(self, prediction_id: str) -> Prediction | None:
+    def _find(self, prediction_id: str) -> PredictionState | None:
         entry = self._entries.get(prediction_id)
         if entry is not None:
             return entry.prediction
@@ -278,13 +285,13 @@ class ServerMonitor(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is unt
         if self._poll_handle is None and any(not p.is_terminal for p in newest):
             self._poll_handle = self._loop.call_later(POLL_INTERVAL, self._context.run, self._poll)
 
-    def _predictions(self) -> dict[str, Prediction]:
+    def _predictions(self) -> dict[str, PredictionState]:
         """The current service's predictions: its recent ones and those this monitor saw."""
         predictions = {p.id: p for p in self._service.recent}
         predictions.update((i, e.prediction) for i, e in self._entries.items())
         return predictions
 
-    def _row(self, prediction: Prediction) -> dict[str, Any]:
+    def _row(self, prediction: PredictionState) -> dict[str, Any]:
         created = self._created_ms.get(prediction.id)
         if created is None:
             age = self._loop.time() - prediction.created_at

@@ -21,7 +21,7 @@ from nbcog.core import events
 from nbcog.core.events import Event
 from nbcog.core.failures import failure_reason
 from nbcog.core.metrics import aggregate_metric
-from nbcog.core.prediction import Prediction
+from nbcog.service import PredictionState
 
 TIMELINE_LIMIT = 200
 """Timeline rows kept: start, first output, logs, metrics and the end, not one row per token."""
@@ -199,7 +199,7 @@ class ViewState:
         self.timeline.append(row)
         self._p_timeline.append(row)
 
-    def load(self, prediction: Prediction, t: float) -> None:
+    def load(self, prediction: PredictionState, t: float) -> None:
         """Replace everything with ``prediction``'s own state (it holds every chunk and log).
 
         Used when the event history cannot be replayed whole (evicted, or this view lagged),

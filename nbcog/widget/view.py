@@ -34,8 +34,7 @@ import traitlets
 from nbcog.core import events
 from nbcog.core import snippets as api_snippets
 from nbcog.core.errors import TooManySubscribers
-from nbcog.core.prediction import Prediction
-from nbcog.service import PredictionRef, PredictionService, PredictionStream
+from nbcog.service import PredictionRef, PredictionService, PredictionState, PredictionStream
 from nbcog.widget.context import CreationContext
 from nbcog.widget.render import view_html, view_text
 from nbcog.widget.state import ViewState
@@ -132,7 +131,7 @@ class PredictionView(anywidget.AnyWidget):
 
     def __init__(
         self,
-        target: PredictionRef | Prediction,
+        target: PredictionRef | PredictionState,
         service: PredictionService,
         *,
         base_url: str | None = None,
