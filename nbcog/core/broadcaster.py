@@ -113,16 +113,26 @@ class Subscription:
         self._queue = []
         self._cursor = self._broadcaster.published
         if batch and batch[-1].ends_stream:
-            self.done = True
-            self._broadcaster.unsubscribe(self)
+            self._leave()
         return batch
 
     def close(self) -> None:
         """Leave: no more events are queued for this subscriber."""
-        self.done = True
         self._replay = []
         self._queue = []
+        self._leave()
+
+    def _leave(self) -> None:
+        # The wake callback usually closes over its follower, which holds this subscription:
+        # dropping it breaks that cycle, so a finished prediction is freed by reference
+        # counting instead of waiting for a full garbage collection.
+        self.done = True
+        self._wake = _asleep
         self._broadcaster.unsubscribe(self)
+
+
+def _asleep() -> None:
+    """The wake callback of a subscription that has ended: nothing more will come."""
 
 
 class Broadcaster:

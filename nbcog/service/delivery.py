@@ -80,6 +80,9 @@ class Delivery:
         # request right after the response never sees a spurious 409 (spec §21.1).
         self._registry.release(entry)
         entry.finished = finished
+        # Nothing is left to cancel: the counting streams (each holding the entry) go, so the
+        # entry is freed by reference counting even if a follower never closes its stream.
+        entry.counted_streams.clear()
         completed = entry.prediction.finish(
             finished.status,
             completed_at=self._loop.time(),

@@ -12,6 +12,7 @@ Threads: everything here runs on the serving loop's thread (see ``facade.py``).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -39,10 +40,20 @@ class InFlight:
     finished: Finished | None = None
     completed: Event | None = None
     done_callbacks: list[Callable[[PredictionRef], None]] = field(default_factory=list)
-    ref: PredictionRef = field(init=False)
+    _ref: weakref.ref[PredictionRef] | None = field(default=None, init=False, repr=False)
 
-    def __post_init__(self) -> None:
-        self.ref = PredictionRef(self)
+    @property
+    def ref(self) -> PredictionRef:
+        """The front ends' handle: the same object for as long as anyone holds it.
+
+        Held weakly. The ref holds its entry; a strong link back would make every entry a
+        reference cycle, kept (outputs, replay history) until a full garbage collection.
+        """
+        held = self._ref() if self._ref is not None else None
+        if held is None:
+            held = PredictionRef(self)
+            self._ref = weakref.ref(held)
+        return held
 
     def run_done_callbacks(self) -> None:
         """The prediction is terminal: tell everyone who asked, once."""
@@ -67,7 +78,7 @@ class PredictionRef:
     prediction's whole life (``create``, ``get``, listeners, ``on_done``).
     """
 
-    __slots__ = ("_entry",)
+    __slots__ = ("__weakref__", "_entry")
 
     def __init__(self, entry: InFlight) -> None:
         self._entry = entry

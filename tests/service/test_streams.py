@@ -6,11 +6,13 @@ mode when it is the last to leave, or the moment it lags; in-process followers n
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
 from nbcog.core import events
 from nbcog.core.prediction import Status
-from nbcog.service import CreateRequest, Mode, PredictionRef
+from nbcog.service import CreateRequest, Mode, PredictionRef, PredictionState
 
 STREAMING = """
 import os
@@ -146,3 +148,26 @@ def test_close_ends_every_prediction_in_flight_canceled(make_service, tmp_path):
     assert stream.take()[-1].name == events.COMPLETED
     loop.run_ready()  # events the worker produced later are dropped
     assert ref.prediction.status is Status.CANCELED
+
+
+def test_a_finished_prediction_is_freed_without_the_cycle_collector(make_service):
+    """Once nobody holds its ref, a finished prediction (output, replay history) is freed by
+    reference counting alone: no cycle through its ref, its pipe or its streams keeps it until
+    a full garbage collection, which a long stream can put off for many predictions."""
+    service, loop = make_service(STREAMING, recent_bytes=0)  # none kept for status displays
+
+    def run_one(mode: Mode) -> weakref.ref[PredictionState]:
+        ref = service.create(CreateRequest(input={"n": 3}), mode=mode)
+        follower = ref.subscribe(lambda: None)  # as the widget follows
+        stream = ref.subscribe(lambda: None, counts_for_cancel=True)  # as an SSE response
+        loop.run_until(lambda: ref.is_terminal, "the end")
+        assert follower.take()[-1].name == stream.take()[-1].name == events.COMPLETED
+        return weakref.ref(ref.prediction)
+
+    gc.disable()
+    try:
+        predictions = [run_one(Mode.SSE), run_one(Mode.ASYNC)]
+        loop.run_ready()
+        assert [prediction() for prediction in predictions] == [None, None]
+    finally:
+        gc.enable()
