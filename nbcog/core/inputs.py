@@ -23,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 from nbcog.core.encoding import data_url, guess_mime
-from nbcog.core.validation import inline_refs
 
 # The ``-i key=value`` option as ``%cog predict``, ``%cog export`` and ``nbcog export`` take it:
 # ``parser.add_argument(*INPUT_FLAGS, **input_option(help))``.
@@ -167,10 +166,3 @@ def example_input(input_schema: Mapping[str, Any]) -> dict[str, Any]:
         else:
             example[name] = placeholders.get(schema.get("type", "string"), "...")
     return example
-
-
-def input_schema(openapi: Mapping[str, Any]) -> dict[str, Any]:
-    """The ``Input`` component of an OpenAPI document, with its ``$ref``s inlined."""
-    components = openapi["components"]["schemas"]
-    inlined: dict[str, Any] = inline_refs(components["Input"], components)
-    return inlined

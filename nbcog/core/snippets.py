@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from nbcog.core.jsonenc import dumps
-from nbcog.core.validation import inline_refs
 
 LANGUAGES = ("curl", "python", "js", "cog")
 SECRET_PLACEHOLDER = "<your secret>"  # noqa: S105 - what a snippet shows instead of a secret
@@ -226,17 +225,6 @@ def snippet(language: str, target: Target, inputs: Mapping[str, Any]) -> str:
         f"{build(target, inputs)}\n\n"
         f"{comment} streamed over SSE as it is produced\n"
         f"{build(target, inputs, sse=True)}"
-    )
-
-
-def secret_inputs(openapi: Mapping[str, Any]) -> tuple[str, ...]:
-    """The names of the ``Secret`` inputs (``x-cog-secret``) in an OpenAPI document."""
-    components = openapi.get("components", {}).get("schemas", {})
-    properties = inline_refs(components.get("Input", {}), components).get("properties", {})
-    return tuple(
-        name
-        for name, schema in properties.items()
-        if any(part.get("x-cog-secret") for part in [schema, *schema.get("allOf", [])])
     )
 
 

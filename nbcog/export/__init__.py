@@ -18,7 +18,8 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from nbcog.core.inputs import input_schema, parse_inputs
+from nbcog.core.inputs import parse_inputs
+from nbcog.core.schema import PredictorSchema
 from nbcog.export.build import SCHEMA_PATH
 from nbcog.export.check import CheckFailed, check
 from nbcog.export.compare import Report
@@ -133,7 +134,9 @@ def export_and_check(
         msg = f"cannot read {directory / SCHEMA_PATH}: {exc}"
         raise CheckFailed(msg) from None
     try:
-        values = parse_inputs(inputs, input_schema(document)) if inputs else None
+        values = (
+            parse_inputs(inputs, PredictorSchema.from_openapi(document).input()) if inputs else None
+        )
     except ValueError as exc:
         raise CheckFailed(str(exc)) from None
     report = check(directory, original, train=train, inputs=values, say=say)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from nbcog.core import snippets
-from nbcog.core.inputs import example_input, input_schema
+from nbcog.core.inputs import example_input
 from nbcog.kernel.report import snippet_target
 from nbcog.service import PredictionState
 
@@ -78,11 +78,6 @@ def find(handle: ServerHandle, prediction_id: str) -> PredictionState:
     raise LookupError(msg)
 
 
-def secret_names(openapi: Mapping[str, Any] | None) -> tuple[str, ...]:
-    """The served model's ``Secret`` inputs."""
-    return snippets.secret_inputs(openapi) if openapi else ()
-
-
 def shown_inputs(prediction: PredictionState, secrets: tuple[str, ...]) -> dict[str, Any]:
     """A prediction's inputs for display: secrets as ``<secret>``."""
     return {k: SECRET_SHOWN if k in secrets else v for k, v in prediction.input.items()}
@@ -90,7 +85,8 @@ def shown_inputs(prediction: PredictionState, secrets: tuple[str, ...]) -> dict[
 
 def history_lines(handle: ServerHandle) -> list[HistoryLine]:
     """What ``%cog history`` prints, newest first."""
-    secrets = secret_names(handle.openapi())
+    schema = handle.schema()
+    secrets = schema.secret_inputs() if schema is not None else ()
     lines = []
     for prediction in predictions(handle):
         inputs = shown_inputs(prediction, secrets)
@@ -136,13 +132,13 @@ def snippet_text(handle: ServerHandle, language: str, prediction_id: str | None)
         LookupError: an unknown prediction id.
         ValueError: an unknown language, or no schema yet (setup has not succeeded).
     """
-    openapi = handle.openapi()
-    if openapi is None:
+    schema = handle.schema()
+    if schema is None:
         msg = f"{handle.label} has no schema yet: setup has not succeeded (%cog status)"
         raise ValueError(msg)
-    target = snippet_target(handle.public_url, openapi, handle.token)
+    target = snippet_target(handle.public_url, schema, handle.token)
     if prediction_id is None:
-        return snippets.snippet(language, target, example_input(input_schema(openapi)))
+        return snippets.snippet(language, target, example_input(schema.input()))
     prediction = find(handle, prediction_id)
     if prediction.kind == "training":
         target = snippets.Target(

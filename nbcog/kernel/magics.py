@@ -23,9 +23,9 @@ from nbcog.core.inputs import (
     CHECK_INPUT_HELP,
     INPUT_FLAGS,
     input_option,
-    input_schema,
     parse_inputs,
 )
+from nbcog.core.schema import PredictorSchema
 from nbcog.core.snippets import LANGUAGES
 from nbcog.http.server import PortInUse
 from nbcog.kernel import history, serving
@@ -237,18 +237,18 @@ class CogMagics(Magics):
             except Exception as exc:  # any load error is one clear line, as in the CLI
                 msg = f"cannot load {args.name}: {type(exc).__name__}: {exc}"
                 raise UsageError(msg) from None
-            document = runtime.openapi()
+            schema = PredictorSchema.from_openapi(runtime.openapi())
         else:
             handle = self._handle(args.port)
-            found = handle.openapi()
+            found = handle.schema()
             if found is None:
                 msg = f"{handle.label} has no schema yet: setup has not succeeded (%cog status)"
                 raise UsageError(msg)
-            document = found
+            schema = found
         if args.json:
-            print(json.dumps(document, indent=2))
+            print(json.dumps(schema.openapi, indent=2))
         else:
-            print(describe_schema(document))
+            print(describe_schema(schema))
 
     # -- export --------------------------------------------------------------------------
 
@@ -287,14 +287,14 @@ class CogMagics(Magics):
         handle = self._handle(args.port)
         try:
             handle.wait_until_ready()
-            document = handle.openapi()
-            if document is None:
+            schema = handle.schema()
+            if schema is None:
                 msg = f"setup of {handle.label} failed; `%cog status` shows its logs"
                 raise UsageError(msg)
-            inputs = parse_inputs(args.input, input_schema(document))
+            inputs = parse_inputs(args.input, schema.input())
             if args.again is not None:
                 previous = history.find(handle, args.again)
-                inputs = history.rerun_inputs(previous, inputs, history.secret_names(document))
+                inputs = history.rerun_inputs(previous, inputs, schema.secret_inputs())
             plain = args.plain or not self._shows_widgets()
             result = handle.predict(show_view=not plain, **inputs)
         except (CannotPredict, ValueError, LookupError) as exc:
@@ -368,9 +368,9 @@ def strip_comment(text: str) -> str:
     return text
 
 
-def describe_schema(document: dict[str, Any]) -> str:
+def describe_schema(predictor: PredictorSchema) -> str:
     """Inputs (type, default, description) and output type, one line each."""
-    inputs = input_schema(document)
+    inputs = predictor.input()
     required = set(inputs.get("required", []))
     lines = ["inputs:"]
     for name, schema in inputs.get("properties", {}).items():
@@ -389,10 +389,9 @@ def describe_schema(document: dict[str, Any]) -> str:
             extra = ""
         description = f": {merged['description']}" if merged.get("description") else ""
         lines.append(f"  {name} ({kind}{extra}){description}")
-    output = document["components"]["schemas"].get("Output", {})
+    output = predictor.predict_output or {}
     kind = output.get("type", "any")
     if output.get("x-cog-array-type") == "iterator":
         kind = "iterator of " + output.get("items", {}).get("type", "any")
-    streaming = document["paths"]["/predictions"]["post"].get("x-cog-streaming", False)
-    lines.append(f"output: {kind}" + (" (streams over SSE)" if streaming else ""))
+    lines.append(f"output: {kind}" + (" (streams over SSE)" if predictor.streaming else ""))
     return "\n".join(lines)

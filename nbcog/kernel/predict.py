@@ -132,7 +132,6 @@ async def run_prediction(
     finally:
         subscription.close()
     prediction = ref.prediction
-    handler = service.runtime.predict
     return PredictionResult(
         id=prediction.id,
         status=prediction.status.value,
@@ -140,7 +139,7 @@ async def run_prediction(
         logs=prediction.logs,
         metrics=prediction.sync_body()["metrics"],
         error=prediction.error,
-        output_schema=handler.schema.output if handler is not None else None,
+        output_schema=service.schema.output() if service.schema is not None else None,
         traceback=ref.traceback,
     )
 

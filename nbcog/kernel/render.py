@@ -8,14 +8,14 @@ object with ``_repr_mimebundle_``, so Jupyter shows images as images and every p
 
 from __future__ import annotations
 
-import base64
 import html
 import json
-import mimetypes
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+
+from nbcog.core.outputs import JsonPart, TextPart, data_url_bytes
+from nbcog.core.outputs import output_parts as core_output_parts
 
 # Image types a notebook front end renders from a base64 mime bundle entry.
 _BUNDLE_IMAGES = ("image/png", "image/jpeg", "image/gif")
@@ -51,7 +51,7 @@ class FileOutput:
         if self.mime in _BUNDLE_IMAGES and self.url.startswith("data:"):
             bundle[self.mime] = self.url.split(",", 1)[1]
         elif self.mime == "image/svg+xml" and self.url.startswith("data:"):
-            bundle[self.mime] = _decode(self.url).decode(errors="replace")
+            bundle[self.mime] = data_url_bytes(self.url).decode(errors="replace")
         elif self.mime.startswith("image/"):
             bundle["text/html"] = f'<img src="{src}" alt="{html.escape(self.name)}"/>'
         elif self.mime.startswith(("audio/", "video/")):
@@ -74,52 +74,20 @@ def _human(size: int) -> str:
     return f"{value:.1f} GB"
 
 
-def _decode(url: str) -> bytes:
-    header, _, payload = url.partition(",")
-    if header.endswith(";base64"):
-        return base64.b64decode(payload)
-    return unquote(payload).encode()
-
-
-def _extension(mime: str) -> str:
-    """``.png`` for ``image/png``; a short alphanumeric subtype (``audio/wav``) as it is."""
-    known = mimetypes.guess_extension(mime)
-    if known:
-        return known
-    subtype = mime.rpartition("/")[2]
-    return f".{subtype}" if subtype.isalnum() and len(subtype) <= 5 else ".bin"
-
-
-def _file(value: str, index: int) -> FileOutput | None:
-    if value.startswith("data:"):
-        header = value[5:].split(",", 1)[0]
-        mime = header.split(";", 1)[0] or "text/plain"
-        size = len(_decode(value))
-        extension = _extension(mime)
-        return FileOutput(
-            value, mime, size, f"output{'' if index == 0 else f'.{index}'}{extension}"
-        )
-    if value.startswith(("http://", "https://")):
-        name = unquote(urlsplit(value).path.rsplit("/", 1)[-1])
-        guessed = mimetypes.guess_type(name)[0] if name else None
-        if guessed is not None:
-            return FileOutput(value, guessed, None, name)
-    return None
-
-
 def output_parts(output: Any, output_schema: Mapping[str, Any] | None = None) -> list[Any]:
-    """Displayable parts of ``output``; a concatenate iterator's strings become one text."""
-    schema = output_schema or {}
-    if isinstance(output, list):
-        if schema.get("x-cog-array-display") == "concatenate" and all(
-            isinstance(item, str) for item in output
-        ):
-            return [Text("".join(output))]
-        if output and all(isinstance(item, str) and _file(item, 0) is not None for item in output):
-            return [_file(item, index) for index, item in enumerate(output)]
-    if isinstance(output, str):
-        file = _file(output, 0)
-        return [file if file is not None else Text(output)]
-    if output is None:
-        return []
-    return [Text(json.dumps(output, indent=2, sort_keys=True, ensure_ascii=False))]
+    """Displayable parts of ``output`` (``nbcog.core.outputs`` decides what each part is).
+
+    JSON is indented with sorted keys; a ``data:`` URL without a media type is ``text/plain``
+    (RFC 2397).
+    """
+    parts: list[Any] = []
+    for part in core_output_parts(output, output_schema):
+        if isinstance(part, TextPart):
+            parts.append(Text(part.text))
+        elif isinstance(part, JsonPart):
+            text = json.dumps(part.value, indent=2, sort_keys=True, ensure_ascii=False)
+            parts.append(Text(text))
+        else:
+            mime = part.mime or "text/plain"
+            parts.append(FileOutput(part.url, mime, part.size, part.suggested_name))
+    return parts

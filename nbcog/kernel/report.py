@@ -16,8 +16,9 @@ from typing import Any
 
 from nbcog.core import snippets
 from nbcog.core.failures import failure_reason
-from nbcog.core.inputs import example_input, input_schema
-from nbcog.core.snippets import Target, secret_inputs
+from nbcog.core.inputs import example_input
+from nbcog.core.schema import PredictorSchema
+from nbcog.core.snippets import Target
 from nbcog.core.urls import PROXY_SSE_NOTE
 from nbcog.kernel.lag import Lag
 from nbcog.kernel.render import Text
@@ -35,16 +36,15 @@ LOOP_NOTE = (
 )
 
 
-def snippet_target(url: str, openapi: Mapping[str, Any], token: str | None = None) -> Target:
+def snippet_target(url: str, schema: PredictorSchema, token: str | None = None) -> Target:
     """Where snippets for the served model send their requests, and how."""
-    streaming = bool(openapi["paths"]["/predictions"]["post"].get("x-cog-streaming"))
-    return Target(url, token=token, streaming=streaming, secrets=secret_inputs(openapi))
+    return Target(url, token=token, streaming=schema.streaming, secrets=schema.secret_inputs())
 
 
-def curl_lines(url: str, openapi: Mapping[str, Any], token: str | None = None) -> list[str]:
+def curl_lines(url: str, schema: PredictorSchema, token: str | None = None) -> list[str]:
     """A sync ``curl`` command with placeholder inputs, and an SSE one when the model streams."""
-    target = snippet_target(url, openapi, token)
-    example = example_input(input_schema(openapi))
+    target = snippet_target(url, schema, token)
+    example = example_input(schema.input())
     commands = [snippets.curl(target, example)]
     if target.sse:
         commands.append(snippets.curl(target, example, sse=True))
@@ -140,8 +140,8 @@ class SetupView:
             head = f"setup of {self._label} failed after {elapsed:.1f} s: SETUP_FAILED"
             return "\n".join([head, *_indent(logs)])
         lines = [f"setup of {self._label} succeeded in {elapsed:.1f} s: ready at {self._url}"]
-        if service.openapi is not None:
-            for command in curl_lines(self._url, service.openapi, self._token):
+        if service.schema is not None:
+            for command in curl_lines(self._url, service.schema, self._token):
                 lines += [f"  {line}" for line in command.splitlines()]
         return "\n".join(lines + _indent(logs))
 

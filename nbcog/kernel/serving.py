@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from nbcog.assembly import Server
 from nbcog.core.errors import AtCapacity, InputValidationError, NbcogError, NotReady
+from nbcog.core.schema import PredictorSchema
 from nbcog.core.urls import PROXY_SSE_NOTE, local_url, proxy_url
 from nbcog.http.auth import TOKEN_ENV, exposure_warning, new_token
 from nbcog.http.server import DEFAULT_PORT, PortInUse
@@ -316,9 +317,9 @@ class ServerHandle:
 
     # -- status --------------------------------------------------------------------------
 
-    def openapi(self) -> dict[str, Any] | None:
-        """The OpenAPI document once setup has succeeded, else None."""
-        return self._call(lambda: self._server.service.openapi if self._server.service else None)
+    def schema(self) -> PredictorSchema | None:
+        """What the OpenAPI document says (inputs, outputs) once setup has succeeded, else None."""
+        return self._call(lambda: self._server.service.schema if self._server.service else None)
 
     def status(self) -> ServerStatus:
         """URL, health, predictions in flight and recent ones, and the loop's lag."""

@@ -20,6 +20,7 @@ from typing import Any
 from nbcog.core.broadcaster import Broadcaster
 from nbcog.core.events import Event
 from nbcog.core.prediction import Prediction, Status
+from nbcog.core.schema import PredictorSchema
 from nbcog.runner.cog_adapter import HandlerInfo
 from nbcog.runner.pipe import EventPipe
 from nbcog.runner.runtime import Runtime
@@ -88,6 +89,11 @@ class PredictionService:
     def openapi(self) -> dict[str, Any] | None:
         """The OpenAPI document once setup succeeded (spec §5), else None."""
         return self._setup.openapi
+
+    @property
+    def schema(self) -> PredictorSchema | None:
+        """What the OpenAPI document says (inputs, outputs) once setup succeeded, else None."""
+        return self._setup.schema
 
     @property
     def is_ready(self) -> bool:

@@ -94,8 +94,8 @@ class RequestPolicy:
         Raises:
             InputValidationError: with every problem, in coglet's order.
         """
-        schemas = self._setup.input_schemas
-        schema = schemas.get(training) or schemas[False]
+        assert self._setup.schema is not None  # check_create ran first: setup succeeded
+        schema = self._setup.schema.input(training=training)
         payload = {} if request.input is None else request.input
         values, errors = validate_input(schema, payload)
         if errors:
@@ -113,8 +113,8 @@ class RequestPolicy:
 
     def echo_input(self, values: dict[str, Any], *, training: bool) -> dict[str, Any]:
         """The input as the prediction shows it: ``Secret`` strings masked (spec §7)."""
-        schemas = self._setup.input_schemas
-        props = schemas[training if training in schemas else False].get("properties", {})
+        assert self._setup.schema is not None  # validated already
+        props = self._setup.schema.input(training=training).get("properties", {})
         return {
             key: SECRET_MASK
             if isinstance(value, str) and props.get(key, {}).get("x-cog-secret")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
-from nbcog.core.validation import inline_refs
+from nbcog.core.schema import PredictorSchema
 from nbcog.core.versions import versions
 from nbcog.runner.runtime import Runtime, SetupFailed
 from nbcog.service.request import Loop
@@ -50,8 +50,8 @@ class SetupState:
         runtime: the predictor to set up.
         loop: the serving loop; every method runs on its thread.
 
-    Once setup succeeded, ``openapi`` is the document and ``input_schemas`` maps ``training``
-    (False/True) to the inlined ``Input``/``TrainingInput`` schema of each served handler.
+    Once setup succeeded, ``openapi`` is the document and ``schema`` what it says (the inlined
+    ``Input``/``TrainingInput`` schemas, the outputs, the slots).
     """
 
     def __init__(self, runtime: Runtime, loop: Loop) -> None:
@@ -61,7 +61,7 @@ class SetupState:
         self.started_at: str | None = None
         self.completed_at: str | None = None
         self.openapi: dict[str, Any] | None = None
-        self.input_schemas: dict[bool, dict[str, Any]] = {}
+        self.schema: PredictorSchema | None = None
         self._callbacks: list[Callable[[Health], None]] = []
         self._stopped = False
 
@@ -106,13 +106,10 @@ class SetupState:
                 log.error("nbcog setup crashed", exc_info=exc)
             self._ended(Health.SETUP_FAILED)
             return
-        predict, train = self._runtime.predict, self._runtime.train
         self.openapi = self._runtime.openapi()
-        components = self.openapi["components"]["schemas"]
-        if predict is not None:
-            self.input_schemas[False] = inline_refs(predict.schema.input, components)
-        if train is not None:
-            self.input_schemas[True] = inline_refs(train.schema.input, components)
+        self.schema = PredictorSchema.from_openapi(
+            self.openapi, max_concurrency=self._runtime.slots
+        )
         self._ended(Health.READY)
 
     def _timed_out(self) -> None:

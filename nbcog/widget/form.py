@@ -1,4 +1,4 @@
-"""``InputForm``: the predictor's inputs as controls, built from the OpenAPI ``Input`` schema.
+"""``InputForm``: the predictor's inputs as controls, built from the served ``Input`` schema.
 
 Run submits through ``PredictionService.create`` (async mode), the same core path as
 ``POST /predictions``: the same validation, the same 422 messages (shown next to the field they
@@ -15,7 +15,6 @@ from typing import Any
 import ipywidgets
 
 from nbcog.core.errors import InputValidationError, NbcogError
-from nbcog.core.validation import inline_refs
 from nbcog.service import CreateRequest, Health, Mode, PredictionRef, PredictionService
 from nbcog.widget.context import CreationContext
 from nbcog.widget.fields import Field, FieldError, build_field
@@ -23,15 +22,6 @@ from nbcog.widget.prefill import fill
 from nbcog.widget.view import PredictionView
 
 ROOT_FIELD = "__root__"
-
-
-def input_schema(service: PredictionService, *, training: bool) -> dict[str, Any]:
-    """The ``Input`` (or ``TrainingInput``) schema with ``$ref``s inlined, as validation sees it."""
-    assert service.openapi is not None, "setup has not succeeded"
-    schemas = service.openapi["components"]["schemas"]
-    name = "TrainingInput" if training and "TrainingInput" in schemas else "Input"
-    inlined: dict[str, Any] = inline_refs(schemas[name], schemas)
-    return inlined
 
 
 def error_field(detail: dict[str, Any]) -> str:
@@ -88,10 +78,10 @@ class InputForm(ipywidgets.VBox):  # type: ignore[misc]  # ipywidgets is untyped
             self._build(service.health)
 
     def _build(self, health: Health) -> None:
-        if not self._service.is_ready or self._service.openapi is None:
+        if not self._service.is_ready or self._service.schema is None:
             self.message.value = f"Setup did not succeed ({health.value}); nothing can run."
             return
-        schema = input_schema(self._service, training=self._training)
+        schema = self._service.schema.input(training=self._training)
         required = set(schema.get("required", []))
         properties = schema.get("properties", {})
         order = sorted(properties, key=lambda name: properties[name].get("x-order", 0))

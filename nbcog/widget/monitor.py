@@ -27,7 +27,6 @@ import traitlets
 
 from nbcog.core.errors import NbcogError
 from nbcog.core.failures import failure_reason
-from nbcog.core.snippets import secret_inputs as schema_secrets
 from nbcog.service import (
     RECENT_LIMIT,
     CreateRequest,
@@ -60,7 +59,7 @@ def _now() -> str:
 
 def secret_inputs(service: PredictionService) -> tuple[str, ...]:
     """The names of the served model's ``Secret`` inputs."""
-    return schema_secrets(service.openapi) if service.openapi else ()
+    return service.schema.secret_inputs() if service.schema is not None else ()
 
 
 def _preview(values: Mapping[str, Any]) -> str:

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import mimetypes
+from collections.abc import Mapping
 from typing import Any
-from urllib.parse import unquote, urlparse
 
 from nbcog.core import events
 from nbcog.core.events import Event
 from nbcog.core.failures import failure_reason
 from nbcog.core.metrics import aggregate_metric
+from nbcog.core.outputs import JsonPart, Part, TextPart, chunk_part, chunk_schema
 from nbcog.service import PredictionState
 
 TIMELINE_LIMIT = 200
@@ -28,46 +29,32 @@ TIMELINE_LIMIT = 200
 
 TERMINAL = frozenset({"succeeded", "failed", "canceled"})
 _MEDIA = ("image", "audio", "video")
+_OCTET_STREAM = "application/octet-stream"
 
 
-def output_item_schema(output_schema: dict[str, Any] | None) -> dict[str, Any]:
-    """The schema of one chunk: ``items`` for array outputs, else the output schema itself."""
-    if not output_schema:
-        return {}
-    if output_schema.get("type") == "array":
-        return dict(output_schema.get("items") or {})
-    return output_schema
+def display_item(part: Part, index: int) -> str | dict[str, Any]:
+    """A text chunk (returned as the string), or the synced display item of a file or JSON value.
 
-
-def classify_chunk(chunk: Any, index: int, item_schema: dict[str, Any]) -> str | dict[str, Any]:
-    """A text chunk (returned as the string) or a display item for a file or JSON value.
-
-    Strings are text unless the schema says they are files (``format: uri``, i.e. ``Path``)
-    or, for untyped outputs, they are data URLs; so a token that happens to start with
-    ``data:`` in a ``ConcatenateIterator[str]`` stays text.
+    A file is a media item (image, audio, video) or a download link, by MIME type, named
+    ``output_{index}`` plus the type's extension when its URL gives no file name.
     """
-    if isinstance(chunk, str):
-        typed_text = item_schema.get("type") == "string" and item_schema.get("format") != "uri"
-        is_file = item_schema.get("format") == "uri" or (
-            not typed_text and chunk.startswith("data:") and ";base64," in chunk[:256]
-        )
-        return file_item(chunk, index) if is_file else chunk
-    return {"kind": "json", "index": index, "text": json.dumps(chunk, indent=2, default=str)}
-
-
-def file_item(url: str, index: int) -> dict[str, Any]:
-    """A media item (image, audio, video) or a download link, by MIME type."""
-    if url.startswith("data:"):
-        mime = url[5:].split(",", 1)[0].split(";", 1)[0] or "application/octet-stream"
-        extension = mimetypes.guess_extension(mime) or ".bin"
-        name = f"output_{index}{extension}"
+    if isinstance(part, TextPart):
+        return part.text
+    if isinstance(part, JsonPart):
+        return {
+            "kind": "json",
+            "index": index,
+            "text": json.dumps(part.value, indent=2, default=str),
+        }
+    if part.is_data:
+        mime = part.mime or _OCTET_STREAM
+        name = f"output_{index}{mimetypes.guess_extension(mime) or '.bin'}"
     else:
-        path = urlparse(url).path
-        name = unquote(path.rsplit("/", 1)[-1]) or f"output_{index}"
-        mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
+        name = part.url_name or f"output_{index}"
+        mime = part.mime or _OCTET_STREAM
     major = mime.split("/", 1)[0]
     kind = major if major in _MEDIA else "file"
-    return {"kind": kind, "index": index, "src": url, "name": name, "mime": mime}
+    return {"kind": kind, "index": index, "src": part.url, "name": name, "mime": mime}
 
 
 def _summary(value: Any, limit: int = 80) -> str:
@@ -84,8 +71,8 @@ class ViewState:
             chunks from files.
     """
 
-    def __init__(self, output_schema: dict[str, Any] | None = None) -> None:
-        self._item_schema = output_item_schema(output_schema)
+    def __init__(self, output_schema: Mapping[str, Any] | None = None) -> None:
+        self._item_schema = chunk_schema(output_schema)
         self.status = "starting"
         self._text: list[str] = []
         self.items: list[dict[str, Any]] = []
@@ -158,7 +145,7 @@ class ViewState:
     def _add_chunk(self, chunk: Any, t: float, *, mark: bool = True) -> None:
         index = self.output_count
         self.output_count += 1
-        shown = classify_chunk(chunk, index, self._item_schema)
+        shown = display_item(chunk_part(chunk, index, self._item_schema), index)
         if isinstance(shown, str):
             self._p_text.append(shown)
         else:

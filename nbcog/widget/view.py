@@ -66,27 +66,16 @@ FINAL_TRAITS = (
 _ASSETS = Path(__file__).parent
 
 
-def output_schema(service: PredictionService, training: bool) -> dict[str, Any] | None:
-    """The ``Output``/``TrainingOutput`` schema once setup has succeeded, else None."""
-    if service.openapi is None:
-        return None
-    schemas: dict[str, dict[str, Any]] = service.openapi["components"]["schemas"]
-    if training and "TrainingOutput" in schemas:
-        return schemas["TrainingOutput"]
-    return schemas.get("Output")
-
-
 def target_of(
     service: PredictionService, base_url: str | None, token: str | None, training: bool
 ) -> api_snippets.Target:
     """Where the view's snippets send a prediction like this one."""
-    openapi = service.openapi or {}
     return api_snippets.Target(
         base_url or DEFAULT_BASE_URL,
         token=token,
         streaming=service.streaming,
         training=training,
-        secrets=api_snippets.secret_inputs(openapi),
+        secrets=service.schema.secret_inputs() if service.schema is not None else (),
     )
 
 
@@ -147,7 +136,8 @@ class PredictionView(anywidget.AnyWidget):
         self._loop = loop
         self._entry = entry
         self._prediction = prediction
-        self._state = ViewState(output_schema(service, training))
+        schema = service.schema
+        self._state = ViewState(schema.output(training=training) if schema is not None else None)
         self._queue_capacity = queue_capacity
         self._subscription: PredictionStream | None = None
         self._drain_scheduled = False
