@@ -4,9 +4,10 @@ Outputs arrive as Cog puts them on the wire (spec §10): files are ``data:`` URL
 URLs with an upload URL; a ``ConcatenateIterator[str]`` streams tokens of one text. The widget
 (each chunk as it streams) and the kernel's display (a finished output, whole) both ask this
 module which parts to show, and keep only their rendering: HTML and mime bundles, JSON layout,
-download names.
+and the widget its own download names (``output_0.png``, in its synced state).
 
-The two questions get different answers on purpose, as before they shared this code:
+The two questions keep the rules each front end had before they shared this module, so that
+what the widget and the notebook show does not change:
 
 * ``chunk_part`` (a streamed chunk) trusts the output schema: a string is a file when the
   schema says ``format: uri`` (a ``Path``), text when it says plain ``string`` (so a token that

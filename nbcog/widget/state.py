@@ -46,12 +46,11 @@ def display_item(part: Part, index: int) -> str | dict[str, Any]:
             "index": index,
             "text": json.dumps(part.value, indent=2, default=str),
         }
+    mime = part.mime or _OCTET_STREAM
     if part.is_data:
-        mime = part.mime or _OCTET_STREAM
         name = f"output_{index}{mimetypes.guess_extension(mime) or '.bin'}"
     else:
         name = part.url_name or f"output_{index}"
-        mime = part.mime or _OCTET_STREAM
     major = mime.split("/", 1)[0]
     kind = major if major in _MEDIA else "file"
     return {"kind": kind, "index": index, "src": part.url, "name": name, "mime": mime}
