@@ -51,7 +51,10 @@ class PredictorSchema:
 
         def inlined(name: str) -> dict[str, Any] | None:
             schema = components.get(name)
-            return None if schema is None else dict(inline_refs(schema, components))
+            if schema is None:
+                return None
+            resolved: dict[str, Any] = inline_refs(schema, components)
+            return resolved
 
         predict_post = openapi.get("paths", {}).get("/predictions", {}).get("post", {})
         return cls(
