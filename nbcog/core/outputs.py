@@ -32,13 +32,6 @@ _BASE64_PROBE = 256
 
 
 @dataclass(frozen=True)
-class TextPart:
-    """Text to show as it is (a string output, or a concatenate iterator's tokens)."""
-
-    text: str
-
-
-@dataclass(frozen=True)
 class JsonPart:
     """Any other value (objects, numbers, mixed lists), for the front end to lay out as JSON."""
 
@@ -81,7 +74,9 @@ class FilePart:
         return f"output{suffix}{extension(self.mime or 'text/plain')}"
 
 
-Part = TextPart | JsonPart | FilePart
+Part = str | JsonPart | FilePart
+"""Text to show as it is (a plain ``str``: a token stream makes one part per token, so text
+parts cost no allocation), a file, or a JSON value."""
 
 
 def data_url_bytes(url: str) -> bytes:
@@ -130,7 +125,7 @@ def chunk_part(chunk: Any, index: int, item_schema: Mapping[str, Any]) -> Part:
         not typed_text and chunk.startswith("data:") and ";base64," in chunk[:_BASE64_PROBE]
     ):
         return file_part(chunk, index)
-    return TextPart(chunk)
+    return chunk
 
 
 def _shaped_file(value: str, index: int) -> FilePart | None:
@@ -151,7 +146,7 @@ def output_parts(output: Any, output_schema: Mapping[str, Any] | None = None) ->
         if schema.get("x-cog-array-display") == "concatenate" and all(
             isinstance(item, str) for item in output
         ):
-            return [TextPart("".join(output))]
+            return ["".join(output)]
         files = [
             _shaped_file(item, index) if isinstance(item, str) else None
             for index, item in enumerate(output)
@@ -160,7 +155,7 @@ def output_parts(output: Any, output_schema: Mapping[str, Any] | None = None) ->
             return [file for file in files if file is not None]
     if isinstance(output, str):
         file = _shaped_file(output, 0)
-        return [file if file is not None else TextPart(output)]
+        return [file if file is not None else output]
     if output is None:
         return []
     return [JsonPart(output)]

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from nbcog.core.outputs import JsonPart, TextPart, data_url_bytes
+from nbcog.core.outputs import JsonPart, data_url_bytes
 from nbcog.core.outputs import output_parts as core_output_parts
 
 # Image types a notebook front end renders from a base64 mime bundle entry.
@@ -82,8 +82,8 @@ def output_parts(output: Any, output_schema: Mapping[str, Any] | None = None) ->
     """
     parts: list[Any] = []
     for part in core_output_parts(output, output_schema):
-        if isinstance(part, TextPart):
-            parts.append(Text(part.text))
+        if isinstance(part, str):
+            parts.append(Text(part))
         elif isinstance(part, JsonPart):
             text = json.dumps(part.value, indent=2, sort_keys=True, ensure_ascii=False)
             parts.append(Text(text))

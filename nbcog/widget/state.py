@@ -21,7 +21,7 @@ from nbcog.core import events
 from nbcog.core.events import Event
 from nbcog.core.failures import failure_reason
 from nbcog.core.metrics import aggregate_metric
-from nbcog.core.outputs import JsonPart, Part, TextPart, chunk_part, chunk_schema
+from nbcog.core.outputs import JsonPart, Part, chunk_part, chunk_schema
 from nbcog.service import PredictionState
 
 TIMELINE_LIMIT = 200
@@ -38,8 +38,8 @@ def display_item(part: Part, index: int) -> str | dict[str, Any]:
     A file is a media item (image, audio, video) or a download link, by MIME type, named
     ``output_{index}`` plus the type's extension when its URL gives no file name.
     """
-    if isinstance(part, TextPart):
-        return part.text
+    if isinstance(part, str):
+        return part
     if isinstance(part, JsonPart):
         return {
             "kind": "json",

@@ -13,7 +13,6 @@ import pytest
 from nbcog.core.outputs import (
     FilePart,
     JsonPart,
-    TextPart,
     chunk_part,
     chunk_schema,
     data_url_bytes,
@@ -114,12 +113,10 @@ def test_tokens_of_a_concatenate_iterator_stay_text(tmp_path):
     """A str chunk is text when the schema says plain string, whatever it looks like."""
     schema = _output_schema(tmp_path, TOKENS)
     items = chunk_schema(schema)
-    assert chunk_part("data:,x;base64,AA", 0, items) == TextPart("data:,x;base64,AA")
-    assert chunk_part("https://example.com/a.png", 1, items) == TextPart(
-        "https://example.com/a.png"
-    )
+    assert chunk_part("data:,x;base64,AA", 0, items) == "data:,x;base64,AA"
+    assert chunk_part("https://example.com/a.png", 1, items) == "https://example.com/a.png"
     assert output_parts(["data:", "https://example.com/a.png"], schema) == [
-        TextPart("data:https://example.com/a.png")
+        "data:https://example.com/a.png"
     ]
 
 
@@ -129,7 +126,7 @@ def test_untyped_chunks_are_files_only_as_base64_data_urls(tmp_path):
     assert items == {"title": "Output", "type": "object"}  # what cog says of Any
     url = "data:audio/wav;base64,UklGRg=="
     assert chunk_part(url, 2, items) == FilePart(url, 2, "audio/wav", None)
-    assert chunk_part("data:,plain", 0, items) == TextPart("data:,plain")
+    assert chunk_part("data:,plain", 0, items) == "data:,plain"
     assert chunk_part({"a": 1}, 0, items) == JsonPart({"a": 1})
 
 
@@ -138,7 +135,7 @@ def test_whole_outputs_go_by_shape(tmp_path):
     schema = _output_schema(tmp_path, OBJECT)
     assert output_parts({"label": "cat"}, schema) == [JsonPart({"label": "cat"})]
     assert output_parts(None, schema) == []
-    assert output_parts("https://example.com/", schema) == [TextPart("https://example.com/")]
+    assert output_parts("https://example.com/", schema) == ["https://example.com/"]
     signed = "https://bucket.example/out%20put.jpg?sig=1"
     (image,) = output_parts(signed)
     assert image == FilePart(signed, 0, "image/jpeg", "out put.jpg")
