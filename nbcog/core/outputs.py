@@ -139,6 +139,17 @@ def _shaped_file(value: str, index: int) -> FilePart | None:
     return None
 
 
+def _all_files(items: list[Any]) -> list[FilePart]:
+    """Each item as a file, or [] as soon as one is not (a list of files shows as files)."""
+    files = []
+    for index, item in enumerate(items):
+        file = _shaped_file(item, index) if isinstance(item, str) else None
+        if file is None:
+            return []
+        files.append(file)
+    return files
+
+
 def output_parts(output: Any, output_schema: Mapping[str, Any] | None = None) -> list[Part]:
     """How to show a whole output; a concatenate iterator's strings become one text."""
     schema = output_schema or {}
@@ -147,12 +158,9 @@ def output_parts(output: Any, output_schema: Mapping[str, Any] | None = None) ->
             isinstance(item, str) for item in output
         ):
             return ["".join(output)]
-        files = [
-            _shaped_file(item, index) if isinstance(item, str) else None
-            for index, item in enumerate(output)
-        ]
-        if output and all(files):
-            return [file for file in files if file is not None]
+        files = _all_files(output)
+        if files:
+            return list(files)
     if isinstance(output, str):
         file = _shaped_file(output, 0)
         return [file if file is not None else output]
