@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from nbcog.core.broadcaster import Broadcaster
@@ -86,9 +86,10 @@ class PredictionService:
         return self._setup.health
 
     @property
-    def openapi(self) -> dict[str, Any] | None:
+    def openapi(self) -> Mapping[str, Any] | None:
         """The OpenAPI document once setup succeeded (spec §5), else None."""
-        return self._setup.openapi
+        schema = self._setup.schema
+        return None if schema is None else schema.openapi
 
     @property
     def schema(self) -> PredictorSchema | None:

@@ -50,7 +50,7 @@ class SetupState:
         runtime: the predictor to set up.
         loop: the serving loop; every method runs on its thread.
 
-    Once setup succeeded, ``openapi`` is the document and ``schema`` what it says (the inlined
+    Once setup succeeded, ``schema`` holds the OpenAPI document and what it says (the inlined
     ``Input``/``TrainingInput`` schemas, the outputs, the slots).
     """
 
@@ -60,7 +60,6 @@ class SetupState:
         self.health = Health.STARTING
         self.started_at: str | None = None
         self.completed_at: str | None = None
-        self.openapi: dict[str, Any] | None = None
         self.schema: PredictorSchema | None = None
         self._callbacks: list[Callable[[Health], None]] = []
         self._stopped = False
@@ -106,9 +105,8 @@ class SetupState:
                 log.error("nbcog setup crashed", exc_info=exc)
             self._ended(Health.SETUP_FAILED)
             return
-        self.openapi = self._runtime.openapi()
         self.schema = PredictorSchema.from_openapi(
-            self.openapi, max_concurrency=self._runtime.slots
+            self._runtime.openapi(), max_concurrency=self._runtime.slots
         )
         self._ended(Health.READY)
 
