@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from nbcog.assembly import Server
+from nbcog.runner.loopthread import LoopThread, run_on_loop
 from nbcog.service import Health
+
+CALL_TIMEOUT = 10.0
 
 
 @dataclass
@@ -32,13 +34,9 @@ class RunningServer:
         """Base URL, e.g. ``http://127.0.0.1:41234``."""
         return self.server.url
 
-    def call(self, fn: Any, *args: Any) -> Any:
+    def call(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run ``fn(*args)`` on the server's loop thread and return its result."""
-
-        async def _call() -> Any:
-            return fn(*args)
-
-        return asyncio.run_coroutine_threadsafe(_call(), self.loop).result(timeout=10)
+        return run_on_loop(self.loop, lambda: fn(*args), CALL_TIMEOUT)
 
 
 @contextmanager
@@ -51,9 +49,7 @@ def serve_in_thread(
     only once setup has ended (READY or SETUP_FAILED).
     """
     options.setdefault("port", 0)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, name="nbcog-test-server", daemon=True)
-    thread.start()
+    thread = LoopThread("nbcog-test-server")
     server = Server(predictor, **options)
 
     async def _start() -> Health:
@@ -64,18 +60,16 @@ def serve_in_thread(
         return await server.wait_until_ready(ready_timeout)
 
     try:
-        health = asyncio.run_coroutine_threadsafe(_start(), loop).result(ready_timeout + 5)
-        yield RunningServer(server, loop, health)
+        health = thread.submit(_start()).result(ready_timeout + 5)
+        yield RunningServer(server, thread.loop, health)
     finally:
 
         async def _stop() -> None:
             server.stop()
             await server.wait_closed()
 
-        asyncio.run_coroutine_threadsafe(_stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
-        loop.close()
+        thread.submit(_stop()).result(CALL_TIMEOUT)
+        thread.stop(timeout=CALL_TIMEOUT)
 
 
 def parse_sse(raw: bytes) -> list[tuple[str, Any]]:

@@ -5,8 +5,9 @@ The only package that imports IPython, and (in ``loop.py`` only, lazily) ``nest_
 
 * ``extension``: ``load_ipython_extension`` / ``unload_ipython_extension``.
 * ``magics``: ``%cog serve|stop|status|predict|schema``.
-* ``serving``: ``serve()`` and ``ServerHandle``; the registry of this kernel's servers.
-* ``hosting``: a loop thread for ``--thread`` mode (the reloading ``Server`` is in ``nbcog.http``).
+* ``serving``: ``serve()``: start or reload a server; ``servers()``, the shell's running ones.
+* ``handle``: ``ServerHandle``, one server (thread mode: a ``nbcog.runner.loopthread`` loop).
+* ``registry``: ``ServerRegistry``, a shell's servers (no module keeps any state).
 * ``onsave``: ``--reload``, reloading on each save.
 * ``history``: ``%cog history``, ``%cog predict --again``, ``%cog snippet``.
 * ``loop``: blocking a cell while the loop keeps turning (nest_asyncio2), interrupts.
@@ -16,8 +17,9 @@ The only package that imports IPython, and (in ``loop.py`` only, lazily) ``nest_
 from __future__ import annotations
 
 from nbcog.kernel.extension import load_ipython_extension, unload_ipython_extension
+from nbcog.kernel.handle import CannotPredict, ServerHandle
 from nbcog.kernel.predict import PredictionFailed, PredictionResult
-from nbcog.kernel.serving import CannotPredict, ServerHandle, serve
+from nbcog.kernel.serving import serve
 
 __all__ = [
     "CannotPredict",

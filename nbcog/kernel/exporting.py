@@ -23,7 +23,7 @@ from nbcog.export import (
     export_notebook,
     export_reference,
 )
-from nbcog.kernel import serving
+from nbcog.kernel.registry import ServerRegistry
 
 
 def notebook_cells(shell: InteractiveShell) -> list[Cell]:
@@ -37,9 +37,9 @@ def notebook_cells(shell: InteractiveShell) -> list[Cell]:
     return cells
 
 
-def default_name() -> str:
+def default_name(registry: ServerRegistry) -> str:
     """What ``%cog export DIR`` exports: the last served predictor, else ``Predictor``."""
-    handles = serving.servers()
+    handles = registry.servers()
     return handles[-1].label if handles else "Predictor"
 
 
@@ -58,13 +58,18 @@ def local_file_ref(value: object, folder: Path) -> str | None:
     return f"{path.relative_to(folder.resolve()).as_posix()}:{name}"
 
 
-def export_magic(shell: InteractiveShell, args: Any, resolve: Any) -> None:
-    """Run ``%cog export`` with parsed ``args``; ``resolve`` looks a NAME up as ``%cog serve``."""
+def export_magic(
+    shell: InteractiveShell, args: Any, resolve: Any, registry: ServerRegistry
+) -> None:
+    """Run ``%cog export`` with parsed ``args``; ``resolve`` looks a NAME up as ``%cog serve``.
+
+    Without a NAME it exports the newest server of ``registry`` (the magic's).
+    """
     if args.input and not args.check:
         msg = "-i gives the inputs of --check's prediction: add --check (or leave -i out)"
         raise UsageError(msg)
     directory = Path(args.directory).expanduser()
-    name: str = args.name or default_name()
+    name: str = args.name or default_name(registry)
     is_ref = ":" in name or name.endswith(".py")
     original = resolve(name)
     train = resolve(args.train) if args.train else None

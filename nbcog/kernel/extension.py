@@ -1,8 +1,10 @@
 """The IPython extension hooks: what ``%load_ext nbcog`` and ``%reload_ext nbcog`` do.
 
-Loading registers the ``%cog`` magic and the kernel-shutdown hook. Unloading (which
-``%reload_ext`` does first) stops every server this kernel started, so a reload never leaks a
-listening port, a worker thread or a loop thread, and removes the magic.
+Loading gives the shell its ``ServerRegistry`` (``nbcog.kernel.registry``: it stops its
+servers at kernel shutdown) and registers the ``%cog`` magic, bound to that registry.
+Unloading (which ``%reload_ext`` does first) stops every server of the registry and drops it,
+so a reload never leaks a listening port, a worker thread or a loop thread and starts with an
+empty registry, and removes the magic.
 """
 
 from __future__ import annotations
@@ -10,14 +12,13 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from nbcog.kernel import serving
 from nbcog.kernel.magics import CogMagics
+from nbcog.kernel.registry import drop_registry, registry_of
 
 
 def load_ipython_extension(ipython: Any) -> None:
     """Register ``%cog`` (called by ``%load_ext nbcog``)."""
-    ipython.register_magics(CogMagics)
-    serving.install_shutdown_hook(ipython)
+    ipython.register_magics(CogMagics(ipython, registry_of(ipython)))
     access = logging.getLogger("tornado.access")
     if access.level == logging.NOTSET:
         # A 409 or 422 answered to a client is not news for whichever cell happens to run:
@@ -27,5 +28,5 @@ def load_ipython_extension(ipython: Any) -> None:
 
 def unload_ipython_extension(ipython: Any) -> None:
     """Stop this kernel's servers and remove ``%cog`` (``%unload_ext``, ``%reload_ext``)."""
-    serving.stop_all()
+    drop_registry(ipython)
     ipython.magics_manager.magics["line"].pop("cog", None)

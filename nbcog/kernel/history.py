@@ -20,7 +20,7 @@ from nbcog.kernel.report import snippet_target
 from nbcog.service import PredictionState
 
 if TYPE_CHECKING:
-    from nbcog.kernel.serving import ServerHandle
+    from nbcog.kernel.handle import ServerHandle
 
 SHOWN_CHARS = 60
 SECRET_SHOWN = "<secret>"  # noqa: S105 - what the history shows instead of a secret
@@ -55,12 +55,12 @@ def predictions(handle: ServerHandle) -> list[PredictionState]:
     """In flight first, then the finished ones the service keeps; newest first in each."""
 
     def collect() -> list[PredictionState]:
-        service = handle._service()
+        service = handle.service()
         running = [entry.prediction for entry in service.inflight()]
         running.sort(key=lambda p: p.created_at, reverse=True)
         return running + list(service.recent)
 
-    return handle._call(collect)
+    return handle.run_on_loop(collect)
 
 
 def find(handle: ServerHandle, prediction_id: str) -> PredictionState:

@@ -29,7 +29,8 @@ from nbcog.core.schema import PredictorSchema
 from nbcog.core.snippets import LANGUAGES
 from nbcog.http.server import PortInUse
 from nbcog.kernel import history, serving
-from nbcog.kernel.serving import CannotPredict, ServerHandle, shown_once
+from nbcog.kernel.handle import CannotPredict, ServerHandle, shown_once
+from nbcog.kernel.registry import ServerRegistry
 
 _COMMANDS = (
     "serve",
@@ -88,7 +89,11 @@ def _port_argument() -> argument:
 
 @magics_class
 class CogMagics(Magics):
-    """``%cog ...``: serve a predictor from this kernel and talk to it."""
+    """``%cog ...``: serve a predictor from this kernel and talk to it, in ``registry``."""
+
+    def __init__(self, shell: Any, registry: ServerRegistry) -> None:
+        super().__init__(shell)  # type: ignore[no-untyped-call]  # IPython is untyped here
+        self.registry = registry
 
     @line_magic
     def cog(self, line: str) -> Any:
@@ -160,7 +165,8 @@ class CogMagics(Magics):
         if not isinstance(predictor, str):
             _describe_or_fail(args.name, predictor)
         try:
-            handle = serving.serve(
+            handle = serving.serve_in(
+                self.registry,
                 predictor,
                 port=args.port,
                 host=args.host,
@@ -186,12 +192,10 @@ class CogMagics(Magics):
     @_port_argument()
     def _stop(self, args: Any) -> None:
         """Stop this kernel's server(s); their ports are free again."""
-        handles = serving.servers()
-        if args.port is not None:
-            handles = [handle for handle in handles if handle.port == args.port]
-            if not handles:
-                msg = f"no server of this kernel listens on port {args.port}"
-                raise UsageError(msg)
+        handles = self.registry.servers(args.port)
+        if args.port is not None and not handles:
+            msg = f"no server of this kernel listens on port {args.port}"
+            raise UsageError(msg)
         if not handles:
             print("nbcog: no server is running")
         for handle in handles:
@@ -201,9 +205,7 @@ class CogMagics(Magics):
     # -- status / schema -----------------------------------------------------------------
 
     def _handle(self, port: int | None) -> ServerHandle:
-        handles = serving.servers()
-        if port is not None:
-            handles = [handle for handle in handles if handle.port == port]
+        handles = self.registry.servers(port)
         if not handles:
             where = "" if port is None else f" on port {port}"
             msg = f"no server is running{where}; start one with %cog serve NAME"
@@ -214,7 +216,7 @@ class CogMagics(Magics):
     @_port_argument()
     def _status(self, args: Any) -> None:
         """URL, health, predictions in flight and recent, event-loop lag."""
-        handles = serving.servers()
+        handles = self.registry.servers()
         if args.port is not None:
             handles = [self._handle(args.port)]
         if not handles:
@@ -264,7 +266,7 @@ class CogMagics(Magics):
         from nbcog.kernel.exporting import export_magic
 
         assert self.shell is not None  # a registered magic always has its shell
-        export_magic(self.shell, args, self._resolve)
+        export_magic(self.shell, args, self._resolve, self.registry)
 
     # -- predict -------------------------------------------------------------------------
 

@@ -9,9 +9,10 @@ then the new setup's progress, or "saved, not reloaded" with the syntax error, o
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from IPython.core.getipython import get_ipython
 
@@ -19,14 +20,41 @@ from nbcog.kernel.render import Text
 from nbcog.kernel.report import SetupView
 from nbcog.runner.watching import Save, SourceWatcher, forget_local_modules
 
-if TYPE_CHECKING:
-    from nbcog.kernel.serving import ServerHandle
+
+class Reloadable(Protocol):
+    """What a save reloads: a server handle (``nbcog.kernel.handle.ServerHandle``)."""
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The serving loop."""
+
+    @property
+    def label(self) -> str:
+        """How messages name the server."""
+
+    @property
+    def url(self) -> str:
+        """The server's URL."""
+
+    @property
+    def token(self) -> str | None:
+        """The server's bearer token, or None."""
+
+    @property
+    def running(self) -> bool:
+        """Started and not stopped."""
+
+    def reload(self, predictor: object, label: str | None, token: str | None) -> list[str]:
+        """Serve ``predictor`` on the same port; the ids of the predictions it cancelled."""
+
+    def show_setup(self, view: SetupView | None = None) -> None:
+        """Show the new setup's progress in ``view``."""
 
 
 class SaveReloader:
     """Watches ``ref`` for ``handle``; build it in the serving cell, ``stop()`` with the server."""
 
-    def __init__(self, handle: ServerHandle, ref: str) -> None:
+    def __init__(self, handle: Reloadable, ref: str) -> None:
         self.ref = ref
         self._handle = handle
         self._context = contextvars.copy_context()
@@ -81,7 +109,7 @@ class SaveReloader:
             f"nbcog: {save.names} saved at {when}: reloaded at {self._handle.url} "
             f"(same port); {fate}"
         )
-        self._handle._watch_setup(
+        self._handle.show_setup(
             SetupView(
                 self._handle.label,
                 self._handle.url,

@@ -1,4 +1,4 @@
-"""``nbcog.serve``: a predictor served from a notebook, and the registry of this kernel's servers.
+"""``nbcog.serve``: a predictor served from a notebook, or reloaded, in the shell's registry.
 
 Rules a user can rely on (``%cog serve`` follows them too):
 
@@ -15,415 +15,41 @@ Rules a user can rely on (``%cog serve`` follows them too):
   loop (a script, IPython in a terminal) a thread is used.
 * **No leaks.** ``stop()`` (``%cog stop``), ``%reload_ext nbcog`` and kernel shutdown close the
   socket, the worker threads and, in thread mode, the loop thread.
+* **One registry per shell.** "A running server" above means one of the calling shell's
+  registry (``nbcog.kernel.registry``), the one ``%cog`` uses too; outside IPython each call
+  starts afresh.
+
+The handle itself is ``nbcog.kernel.handle.ServerHandle``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import errno
 import os
-import sys
-from collections.abc import Callable
-from typing import Any, TypeVar
 
-from nbcog.assembly import Server
-from nbcog.core.errors import AtCapacity, InputValidationError, NbcogError, NotReady
-from nbcog.core.schema import PredictorSchema
-from nbcog.core.urls import PROXY_SSE_NOTE, local_url, proxy_url
+from nbcog.core.urls import PROXY_SSE_NOTE
 from nbcog.http.auth import TOKEN_ENV, exposure_warning, new_token
 from nbcog.http.server import DEFAULT_PORT, PortInUse
-from nbcog.kernel import widgets
-from nbcog.kernel.hosting import CALL_TIMEOUT, ServerThread
-from nbcog.kernel.lag import LagMonitor
-from nbcog.kernel.loop import block_on
-from nbcog.kernel.onsave import SaveReloader
+from nbcog.kernel.handle import ServerHandle, label_of, running_loop
 from nbcog.kernel.ports import describe_holder
-from nbcog.kernel.predict import (
-    PredictionFailed,
-    PredictionResult,
-    run_prediction,
-    setup_done,
-    show,
-)
-from nbcog.kernel.report import LOOP_NOTE, PredictionLine, ServerStatus, SetupView
+from nbcog.kernel.registry import ServerRegistry, current_registry
+from nbcog.kernel.report import LOOP_NOTE
 from nbcog.runner.watching import predictor_file
-from nbcog.service import PredictionService
-
-T = TypeVar("T")
 
 PORT_SEARCH = 100
-RECENT_SHOWN = 5
-
-_handles: dict[int, ServerHandle] = {}
-_notes_shown: set[str] = set()
-
-
-class CannotPredict(RuntimeError):
-    """The server refused the prediction (not ready, busy, invalid input)."""
-
-    def _render_traceback_(self) -> list[str]:
-        """One line in the notebook: the message says it all."""
-        return [f"{type(self).__name__}: {self}"]
-
-
-def label_of(predictor: object) -> str:
-    """A short name for messages: ``Predictor``, ``run``, or the ``file.py:Name`` ref."""
-    if isinstance(predictor, str):
-        return predictor
-    name = getattr(predictor, "__qualname__", None) or type(predictor).__qualname__
-    return str(name)
-
-
-def _running_loop() -> asyncio.AbstractEventLoop | None:
-    """The loop running in this thread, or None (``get_running_loop`` raises instead).
-
-    Inside a notebook cell this is the kernel's loop: ipykernel runs cells from its callbacks.
-    """
-    return asyncio._get_running_loop()
-
-
-class ServerHandle:
-    """A server started by ``nbcog.serve``: its URLs, blocking and async predictions, status.
-
-    Use ``nbcog.serve`` to make one; it also reloads an existing one.
-    """
-
-    def __init__(
-        self,
-        predictor: object,
-        label: str,
-        *,
-        host: str,
-        port: int,
-        upload_url: str | None,
-        thread: bool,
-        token: str | None = None,
-    ) -> None:
-        self.label = label
-        self.host = host
-        self.thread = thread
-        self.reloads = 0
-        self._server = Server(predictor, host=host, port=port, upload_url=upload_url, token=token)
-        self._runner = ServerThread() if thread else None
-        loop = self._runner.loop if self._runner is not None else _running_loop()
-        assert loop is not None, "kernel-loop mode needs a running loop"
-        self.loop: asyncio.AbstractEventLoop = loop
-        self._lag = LagMonitor(loop)
-        self._stopped = False
-        self._reloader: SaveReloader | None = None
-
-    # -- where ---------------------------------------------------------------------------
-
-    @property
-    def port(self) -> int:
-        """The bound TCP port."""
-        return self._server.port
-
-    @property
-    def url(self) -> str:
-        """``http://127.0.0.1:PORT``: for curl and clients on this machine."""
-        return local_url(self.host, self.port)
-
-    @property
-    def token(self) -> str | None:
-        """The bearer token every route but the health-check requires, or None (open)."""
-        return self._server.token
-
-    @property
-    def public_url(self) -> str:
-        """The URL snippets use: the absolute proxy URL under JupyterHub/Binder, else ``url``."""
-        proxied = self.proxy_url
-        return proxied if proxied and proxied.startswith("http") else self.url
-
-    @property
-    def proxy_url(self) -> str | None:
-        """The JupyterHub/Binder proxy URL, or None outside a hub (see ``nbcog.core.urls``)."""
-        return proxy_url(self.port, os.environ)
-
-    @property
-    def running(self) -> bool:
-        """Started and not stopped (``POST /shutdown`` stops it too)."""
-        return not self._stopped and self._server.running
-
-    @property
-    def mode(self) -> str:
-        """``"thread"`` or ``"kernel loop"``."""
-        return "thread" if self.thread else "kernel loop"
-
-    def __repr__(self) -> str:
-        state = "running" if self.running else "stopped"
-        return f"<nbcog server {self.label} at {self.url} ({self.mode}, {state})>"
-
-    # -- running on the serving loop -----------------------------------------------------
-
-    def _call(self, fn: Callable[[], T]) -> T:
-        """Run ``fn()`` on the serving loop's thread and return its result."""
-        if _running_loop() is self.loop:
-            return fn()
-
-        async def run() -> T:
-            return fn()
-
-        return asyncio.run_coroutine_threadsafe(run(), self.loop).result(CALL_TIMEOUT)
-
-    def _service(self) -> PredictionService:
-        service = self._server.service
-        if service is None or not self.running:
-            msg = f"the server at {self.url} is stopped; %cog serve (or nbcog.serve) it again"
-            raise CannotPredict(msg)
-        return service
-
-    def _start(self) -> None:
-        def start() -> None:
-            self._server.start()
-            self._lag.start()
-
-        try:
-            self._call(start)
-        except BaseException:
-            if self._runner is not None:
-                self._runner.close()
-            raise
-
-    def _watch_setup(self, view: SetupView | None = None) -> None:
-        view = view or SetupView(self.label, self.url, self.token)
-        service = self._server.service
-        assert service is not None
-
-        def watch() -> None:
-            view.watch(self.loop, service, lambda: self._server.service is service and self.running)
-
-        self.loop.call_soon_threadsafe(watch)
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def reload(
-        self, predictor: object, label: str | None = None, token: str | None = None
-    ) -> list[str]:
-        """Serve ``predictor`` on the same port and URL; returns the cancelled predictions' ids.
-
-        ``token`` is required from then on (None: the server is open).
-        """
-        self._server.token = token
-
-        def reload() -> list[str]:
-            cancelled = self._server.reload(predictor)
-            widgets.server_reloaded(self, self._service())
-            return cancelled
-
-        cancelled = self._call(reload)
-        self.label = label or label_of(predictor)
-        self.reloads += 1
-        return cancelled
-
-    def reload_on_save(self, ref: str | None) -> None:
-        """Reload on each save of ``ref`` (``file.py:Name``) and its local modules; None: stop.
-
-        Call it from the serving cell: the reports of each save go to that cell.
-
-        Raises:
-            ValueError: ``ref`` is not a ``file.py`` reference.
-        """
-        if self._reloader is not None:
-            self._reloader.stop()
-            self._reloader = None
-        if ref is not None:
-            self._reloader = SaveReloader(self, ref)
-            self._reloader.start()
-
-    def stop(self) -> None:
-        """Close the socket, cancel predictions, end the threads (idempotent, any thread)."""
-        if self._stopped:
-            return
-        self._stopped = True
-        self.reload_on_save(None)
-        if _handles.get(self.port) is self:
-            del _handles[self.port]
-
-        def stop() -> None:
-            self._lag.stop()
-            self._server.stop()
-            widgets.server_stopped(self)
-
-        if self._runner is not None:
-            self._runner.call(stop)
-            self._runner.close()
-        elif _running_loop() is self.loop or not self.loop.is_running():
-            stop()
-        else:  # the kernel's loop, from another thread (kernel shutdown: the control thread)
-            self.loop.call_soon_threadsafe(stop)
-
-    # -- predictions ---------------------------------------------------------------------
-
-    async def _predict(
-        self, values: dict[str, Any], emit: Callable[[Any], None]
-    ) -> PredictionResult:
-        try:
-            return await run_prediction(self._service(), values, emit)
-        except NbcogError as error:
-            raise CannotPredict(explain(error, self)) from None
-
-    def predict(self, show_view: bool = False, **inputs: Any) -> PredictionResult:
-        """Run a prediction and return its result, blocking until it ends.
-
-        The server keeps serving outside clients meanwhile. Logs are printed as they come, or,
-        with ``show_view``, a live ``PredictionView`` shows the output, logs and metrics (and
-        nothing is printed: the view is where they are).
-        Interrupting the kernel cancels this prediction (only) and raises KeyboardInterrupt.
-
-        Raises:
-            PredictionFailed: the prediction ended failed or canceled.
-            CannotPredict: the server refused it (setup failed, busy, invalid input).
-        """
-        sink = widgets.ViewSink(self) if show_view else show
-        result = block_on(self.loop, lambda emit: self._predict(inputs, emit), sink)
-        in_view = isinstance(sink, widgets.ViewSink) and sink.view is not None
-        if isinstance(sink, widgets.ViewSink):
-            sink.settle()
-            shown_once(result)  # the view shows it: no Out[n] repeating it
-        if result.status != "succeeded":
-            raise PredictionFailed(result, in_view=in_view)
-        return result
-
-    def watch(self) -> Any:
-        """Display the live monitor of every prediction of this server (``%cog watch``)."""
-        return widgets.show_monitor(self)
-
-    def wait_until_ready(self) -> str:
-        """Block until setup has ended (the server keeps serving); returns the health status."""
-
-        async def ready(_emit: Callable[[Any], None]) -> str:
-            service = self._service()
-            await setup_done(service)
-            return service.health.value
-
-        return block_on(self.loop, ready, show)
-
-    async def apredict(self, **inputs: Any) -> PredictionResult:
-        """``predict`` for async cells: ``await handle.apredict(text="hi")``."""
-        if _running_loop() is self.loop:
-            result = await self._predict(inputs, show)
-        else:
-            here = asyncio.get_running_loop()
-
-            def emit(event: Any) -> None:
-                here.call_soon_threadsafe(show, event)
-
-            future = asyncio.run_coroutine_threadsafe(self._predict(inputs, emit), self.loop)
-            result = await asyncio.wrap_future(future)
-        if result.status != "succeeded":
-            raise PredictionFailed(result)
-        return result
-
-    # -- status --------------------------------------------------------------------------
-
-    def schema(self) -> PredictorSchema | None:
-        """What the OpenAPI document says (inputs, outputs) once setup has succeeded, else None."""
-        return self._call(lambda: self._server.service.schema if self._server.service else None)
-
-    def status(self) -> ServerStatus:
-        """URL, health, predictions in flight and recent ones, and the loop's lag."""
-        if not self.running:
-            return ServerStatus(self.label, self.url, self.proxy_url, self.mode, False, {})
-        return self._call(self._status_on_loop)
-
-    def _status_on_loop(self) -> ServerStatus:
-        service = self._service()
-        now = self.loop.time()
-        in_flight = [
-            PredictionLine(
-                e.prediction.id, e.prediction.status.value, now - e.prediction.created_at
-            )
-            for e in service.inflight()
-        ]
-        recent = [
-            PredictionLine(p.id, p.status.value, p.predict_time or 0.0, p.error)
-            for p in list(service.recent)[:RECENT_SHOWN]
-        ]
-        return ServerStatus(
-            label=self.label,
-            url=self.url,
-            proxy_url=self.proxy_url,
-            mode=self.mode,
-            running=True,
-            health=service.health_body(),
-            in_flight=in_flight,
-            recent=recent,
-            lag=self._lag.lag,
-            reloads=self.reloads,
-        )
-
-
-def shown_once(value: object) -> None:
-    """Keep IPython from echoing ``value`` as the cell's ``Out[n]``: it is on screen already.
-
-    ``out = %cog predict ...`` gets the output; a bare ``%cog predict`` (or a cell ending in
-    ``handle.predict(show_view=True)``) would otherwise show it a second time under its view.
-    Only the display hook's next call is affected; IPython puts its own hook back when the
-    cell ends.
-    """
-    previous = sys.displayhook
-
-    def skip(result: object) -> None:
-        sys.displayhook = previous
-        if result is not value:
-            previous(result)
-
-    sys.displayhook = skip
-
-
-def explain(error: NbcogError, handle: ServerHandle) -> str:
-    """An ``NbcogError`` from the service, said for a notebook user."""
-    if isinstance(error, InputValidationError):
-        details = [
-            f"{'/'.join(str(part) for part in item['loc'][2:]) or 'input'}: {item['msg']}"
-            for item in error.body["detail"]
-        ]
-        return "invalid input: " + "; ".join(details)
-    if isinstance(error, AtCapacity):
-        return f"the server at {handle.url} is busy: every prediction slot is in use"
-    if isinstance(error, NotReady):
-        return f"setup of {handle.label} failed; `%cog status` (or handle.status()) shows its logs"
-    return str(error.body)
-
-
-# -- the registry ----------------------------------------------------------------------------
 
 
 def servers() -> list[ServerHandle]:
-    """This process's running servers, oldest first (stopped ones are forgotten)."""
-    for port, handle in list(_handles.items()):
-        if not handle.running:
-            handle.stop()
-            _handles.pop(port, None)
-    return list(_handles.values())
-
-
-def stop_all() -> None:
-    """Stop every server this process started (``%cog stop``, unload, kernel shutdown)."""
-    for handle in list(_handles.values()):
-        handle.stop()
-
-
-def _target(port: int | None, label: str) -> ServerHandle | None:
-    running = servers()
-    if port is not None:
-        return _handles.get(port)
-    same = [handle for handle in running if handle.label == label]
-    return same[-1] if same else None
+    """The running servers of this shell's registry, oldest first."""
+    return current_registry().servers()
 
 
 def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def _note_once(key: str, message: str) -> None:
-    if key not in _notes_shown:
-        _notes_shown.add(key)
-        _say(message)
-
-
 def _start(
+    registry: ServerRegistry,
     predictor: object,
     label: str,
     host: str,
@@ -435,12 +61,12 @@ def _start(
     handle = ServerHandle(
         predictor, label, host=host, port=port, upload_url=upload_url, thread=thread, token=token
     )
-    handle._start()
-    _handles[handle.port] = handle
+    registry.add(handle)
     return handle
 
 
 def _start_on_free_port(
+    registry: ServerRegistry,
     predictor: object,
     label: str,
     host: str,
@@ -451,7 +77,7 @@ def _start_on_free_port(
     first_taken: str | None = None
     for port in range(DEFAULT_PORT, DEFAULT_PORT + PORT_SEARCH):
         try:
-            handle = _start(predictor, label, host, port, upload_url, thread, token)
+            handle = _start(registry, predictor, label, host, port, upload_url, thread, token)
         except PortInUse:
             if first_taken is None:
                 first_taken = f"port {port} is taken by {describe_holder(host, port)}"
@@ -459,7 +85,7 @@ def _start_on_free_port(
         if first_taken is not None:
             _say(f"nbcog: {first_taken}; serving on port {handle.port} instead")
         return handle
-    return _start(predictor, label, host, 0, upload_url, thread, token)
+    return _start(registry, predictor, label, host, 0, upload_url, thread, token)
 
 
 def serve(
@@ -491,10 +117,34 @@ def serve(
 
     Raises:
         ValueError: ``reload`` with a predictor that is not a ``file.py`` reference.
-
-    Raises:
         PortInUse: ``port`` is held by another program (the message names it).
     """
+    return serve_in(
+        current_registry(),
+        predictor,
+        port=port,
+        host=host,
+        upload_url=upload_url,
+        thread=thread,
+        name=name,
+        token=token,
+        reload=reload,
+    )
+
+
+def serve_in(
+    registry: ServerRegistry,
+    predictor: object,
+    *,
+    port: int | None = None,
+    host: str = "127.0.0.1",
+    upload_url: str | None = None,
+    thread: bool | None = None,
+    name: str | None = None,
+    token: str | bool | None = None,
+    reload: bool = False,
+) -> ServerHandle:
+    """``serve``, among the servers of ``registry`` (the magics pass the extension's)."""
     label = name or label_of(predictor)
     watched: str | None = None
     if reload:
@@ -504,8 +154,9 @@ def serve(
         predictor_file(predictor)  # a ValueError for a module:Name reference
         watched = predictor
     if thread is None:
-        thread = _running_loop() is None
-    target = _target(port or None, label)  # port 0 is "any free port", not a server
+        thread = running_loop() is None
+    # port 0 is "any free port", not a server
+    target = registry.newest(port=port) if port else registry.newest(label=label)
     current = target.token if target is not None else None
     token_value, generated = _resolve_token(token, current)
     if target is not None and target.host == host and target.thread == thread:
@@ -517,7 +168,7 @@ def serve(
             fate = f"cancelled {len(cancelled)} in flight on the old code: {', '.join(cancelled)}"
         _say(f"nbcog: reloaded {what} at {target.url} (same port); {fate}; running setup() again")
         _say_token(target, token_value if generated else None)
-        target._watch_setup()
+        target.show_setup()
         target.reload_on_save(watched)
         return target
     if target is not None:
@@ -525,12 +176,13 @@ def serve(
         mode = "thread" if thread else "kernel loop"
         _say(f"nbcog: restarting the server on port {port} ({mode} mode, host {host})")
         target.stop()
-    install_shutdown_hook()
     if port is None:
-        handle = _start_on_free_port(predictor, label, host, upload_url, thread, token_value)
+        handle = _start_on_free_port(
+            registry, predictor, label, host, upload_url, thread, token_value
+        )
     else:
         try:
-            handle = _start(predictor, label, host, port, upload_url, thread, token_value)
+            handle = _start(registry, predictor, label, host, port, upload_url, thread, token_value)
         except PortInUse:
             holder = describe_holder(host, port)
             msg = (
@@ -543,9 +195,9 @@ def serve(
         _say(f"nbcog: through the Jupyter proxy: {handle.proxy_url}\n       note: {PROXY_SSE_NOTE}")
     _say(f"  curl -s {handle.url}/health-check")
     _say_token(handle, token_value if generated else None)
-    if not thread:
-        _note_once("loop", LOOP_NOTE)
-    handle._watch_setup()
+    if not thread and registry.first_time("loop"):
+        _say(LOOP_NOTE)
+    handle.show_setup()
     handle.reload_on_save(watched)
     return handle
 
@@ -568,29 +220,3 @@ def _say_token(handle: ServerHandle, generated: str | None) -> None:
     warning = exposure_warning(handle.host, handle.token)
     if warning:
         _say(warning)
-
-
-# -- kernel shutdown ---------------------------------------------------------------------------
-
-_hooked_shells: set[int] = set()
-
-
-def install_shutdown_hook(shell: Any = None) -> None:
-    """Stop every server when the kernel shuts down (ipykernel sets ``shell.exit_now``).
-
-    The observer runs on the thread that handled the shutdown request (ipykernel's control
-    thread); ``ServerHandle.stop`` hands the work to each server's loop.
-    """
-    if shell is None:
-        from IPython.core.getipython import get_ipython
-
-        shell = get_ipython()
-    if shell is None or id(shell) in _hooked_shells:
-        return
-    _hooked_shells.add(id(shell))
-
-    def on_exit(change: dict[str, Any]) -> None:
-        if change["new"]:
-            stop_all()
-
-    shell.observe(on_exit, names="exit_now")

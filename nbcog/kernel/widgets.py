@@ -3,14 +3,16 @@
 Widgets are built and updated on the serving loop's thread, which owns the service (the
 kernel's own thread in kernel-loop mode, the server thread with ``--thread``), but inside the
 calling cell's ``contextvars`` context, so their comm messages belong to that cell (see
-``nbcog.widget.context``). ``display`` itself happens on the cell's thread.
+``nbcog.widget.context``). ``display`` itself happens on the cell's thread. What a widget
+needs of its server (the service, a way onto the serving loop, the URL and token) is passed
+in: this module knows nothing of server handles.
 """
 
 from __future__ import annotations
 
 import contextvars
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from IPython.display import display
 
@@ -19,44 +21,44 @@ from nbcog.kernel.predict import show
 from nbcog.service import PredictionRef, PredictionService
 from nbcog.widget import PredictionView, ServerMonitor
 
-if TYPE_CHECKING:
-    from nbcog.kernel.serving import ServerHandle
-
+T = TypeVar("T")
 W = TypeVar("W")
 
 
-def build(handle: ServerHandle, make: Callable[[PredictionService], W]) -> W:
+class RunOnLoop(Protocol):
+    """Runs a function on the serving loop's thread and returns its result."""
+
+    def __call__(self, fn: Callable[[], T], /) -> T: ...
+
+
+def build(
+    run_on_loop: RunOnLoop, service: PredictionService, make: Callable[[PredictionService], W]
+) -> W:
     """``make(service)`` on the serving loop's thread, in the calling cell's context."""
     context = contextvars.copy_context()
-    service = handle._service()
-    return handle._call(lambda: context.run(make, service))
+    return run_on_loop(lambda: context.run(make, service))
 
 
-_monitors: dict[int, list[ServerMonitor]] = {}
-"""The monitors shown for each server handle (by ``id``), told when it reloads or stops."""
+def show_monitor(
+    run_on_loop: RunOnLoop,
+    service: PredictionService,
+    base_url: str,
+    token: str | None,
+    shown: list[ServerMonitor],
+) -> ServerMonitor:
+    """Display the live list of every prediction of ``service`` (HTTP ones too).
 
-
-def show_monitor(handle: ServerHandle) -> ServerMonitor:
-    """Display the live list of every prediction of ``handle``'s server (HTTP ones too)."""
+    The monitor joins ``shown`` (its server's monitors, told of a reload or a stop) before it
+    is displayed, so a reload meanwhile reaches it.
+    """
     monitor = build(
-        handle,
-        lambda service: ServerMonitor(service, base_url=handle.public_url, token=handle.token),
+        run_on_loop,
+        service,
+        lambda served: ServerMonitor(served, base_url=base_url, token=token),
     )
-    _monitors.setdefault(id(handle), []).append(monitor)
+    shown.append(monitor)
     display(monitor)
     return monitor
-
-
-def server_reloaded(handle: ServerHandle, service: PredictionService) -> None:
-    """Make ``handle``'s monitors follow the reloaded code's ``service`` (serving loop only)."""
-    for monitor in _monitors.get(id(handle), []):
-        monitor.server_reloaded(service)
-
-
-def server_stopped(handle: ServerHandle) -> None:
-    """Tell ``handle``'s monitors that the server is gone (serving loop only)."""
-    for monitor in _monitors.pop(id(handle), []):
-        monitor.server_stopped()
 
 
 TEXT_FRONTEND_HINT = (
@@ -92,21 +94,36 @@ class ViewSink:
     "cancelling ..." still go to stderr). When the prediction ends the display is updated with
     the final view, whose ``text/html`` and ``text/plain`` forms keep it readable in a saved
     notebook and in frontends without widgets.
+
+    Args:
+        run_on_loop: runs a function on the serving loop's thread.
+        service: the serving service, asked for when the prediction starts (it may have
+            been reloaded since); it raises when the server is stopped.
+        base_url: the server's URL as the view's snippets show it.
+        token: the server's bearer token, or None.
     """
 
-    def __init__(self, handle: ServerHandle) -> None:
-        self._handle = handle
+    def __init__(
+        self,
+        run_on_loop: RunOnLoop,
+        service: Callable[[], PredictionService],
+        base_url: str,
+        token: str | None,
+    ) -> None:
+        self._run_on_loop = run_on_loop
+        self._service = service
+        self._base_url = base_url
+        self._token = token
         self.view: PredictionView | None = None
 
     def __call__(self, item: Event | str | PredictionRef) -> None:
         """Show the view for a new prediction; show notices; drop log events."""
         if isinstance(item, PredictionRef):
-            handle = self._handle
+            base_url, token = self._base_url, self._token
             view = build(
-                handle,
-                lambda service: PredictionView(
-                    item, service, base_url=handle.public_url, token=handle.token
-                ),
+                self._run_on_loop,
+                self._service(),
+                lambda service: PredictionView(item, service, base_url=base_url, token=token),
             )
             shown: Any = display(FirstDisplay(view), display_id=True)
             view.on_done(lambda done: shown.update(done))
@@ -118,4 +135,4 @@ class ViewSink:
         """Publish the final view before the cell ends (see ``PredictionView.settle``)."""
         view = self.view
         if view is not None:
-            self._handle._call(view.settle)
+            self._run_on_loop(view.settle)

@@ -19,8 +19,8 @@ from nbcog.core.openapi import build_document
 from nbcog.core.strictjson import scrub_surrogates
 from nbcog.core.versions import versions
 from nbcog.runner import capture
-from nbcog.runner.asyncloop import AsyncLoopThread
 from nbcog.runner.cog_adapter import HandlerInfo, PredictorInfo, describe_predictor, load_target
+from nbcog.runner.loopthread import LoopThread
 from nbcog.runner.scope import install_scope_hook
 from nbcog.runner.tracebacks import user_traceback_lines
 from nbcog.runner.worker import Runner
@@ -52,7 +52,7 @@ class Runtime:
     def __init__(self, predictor: object, *, train: object | None = None) -> None:
         self._predictor_ref = predictor
         self._train_ref = train
-        self.async_loop = AsyncLoopThread()
+        self.async_loop = LoopThread("nbcog-async-predictor")  # the one loop of async user code
         self.predict: HandlerInfo | None = None
         self.train: HandlerInfo | None = None
         self.slots = 1

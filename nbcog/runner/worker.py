@@ -33,9 +33,9 @@ from nbcog.core.events import Event
 from nbcog.core.prediction import Status
 from nbcog.core.strictjson import scrub_surrogates
 from nbcog.runner import capture
-from nbcog.runner.asyncloop import AsyncLoopThread
 from nbcog.runner.cog_adapter import CancelationException, HandlerInfo
 from nbcog.runner.files import InputFiles, OutputFiles, UploadError
+from nbcog.runner.loopthread import LoopThread
 from nbcog.runner.scope import PredictionScope, scope_active
 from nbcog.runner.tracebacks import user_traceback_lines
 
@@ -139,7 +139,7 @@ class Runner:
         async_loop: the shared async predictor loop.
     """
 
-    def __init__(self, *, slots: int, async_loop: AsyncLoopThread) -> None:
+    def __init__(self, *, slots: int, async_loop: LoopThread) -> None:
         self._async_loop = async_loop
         # Threads are reused across predictions (starting one per prediction costs ~0.1 ms
         # of the sync latency budget); the service never starts more jobs than slots. They

@@ -18,11 +18,11 @@ import requests
 from nbcog.assembly import Server
 from nbcog.core.encoding import data_url
 from nbcog.core.inputs import example_input, parse_inputs
-from nbcog.kernel.hosting import ServerThread
 from nbcog.kernel.lag import LagMonitor
 from nbcog.kernel.loop import block_on
 from nbcog.kernel.ports import describe_holder, listening_processes, probe
 from nbcog.kernel.render import FileOutput, Text, output_parts
+from nbcog.runner.loopthread import LoopThread
 
 TRIVIAL = """
 from cog import BaseRunner
@@ -228,9 +228,10 @@ def test_probe_tells_an_nbcog_server(serve_source):
 
 def test_lag_monitor_sees_a_blocked_loop():
     """A callback that blocks the loop shows as lag at least as long as the block."""
-    runner = ServerThread("nbcog-test-lag")
+    runner = LoopThread("nbcog-test-lag")
     try:
-        monitor = LagMonitor(runner.loop, interval=0.01, window=60.0)
+        loop = runner.loop
+        monitor = LagMonitor(loop, interval=0.01, window=60.0)
         runner.call(monitor.start)
         runner.call(lambda: time.sleep(0.3))  # the loop itself is blocked: the behaviour measured
         deadline = time.monotonic() + 10
@@ -239,14 +240,14 @@ def test_lag_monitor_sees_a_blocked_loop():
             time.sleep(0.01)
         runner.call(monitor.stop)
     finally:
-        runner.close()
-    assert not runner.loop.is_running()
-    assert runner.loop.is_closed()
+        runner.stop()
+    assert not loop.is_running()
+    assert loop.is_closed()
 
 
 def test_block_on_from_another_thread_delivers_items_in_order():
     """block_on waits for a coroutine on another thread's loop; emitted items reach this thread."""
-    runner = ServerThread("nbcog-test-block")
+    runner = LoopThread("nbcog-test-block")
     seen: list[tuple[str, str]] = []
 
     async def work(emit):
@@ -260,7 +261,7 @@ def test_block_on_from_another_thread_delivers_items_in_order():
             runner.loop, work, lambda item: seen.append((item, threading.current_thread().name))
         )
     finally:
-        runner.close()
+        runner.stop()
     assert result == "nbcog-test-block"
     assert seen == [(item, threading.current_thread().name) for item in "abc"]
 
@@ -271,7 +272,7 @@ def test_reloadable_server_keeps_its_port(tmp_path):
     one.write_text(TRIVIAL.replace("VALUE", "one"))
     two = tmp_path / "two.py"
     two.write_text(TRIVIAL.replace("VALUE", "two"))
-    runner = ServerThread("nbcog-test-reload")
+    runner = LoopThread("nbcog-test-reload")
     server = Server(f"{one}:Predictor", port=0)
     try:
         runner.call(server.start)
@@ -282,7 +283,7 @@ def test_reloadable_server_keeps_its_port(tmp_path):
         assert wait_for_output(url) == "two"
     finally:
         runner.call(server.stop)
-        runner.close()
+        runner.stop()
     with socket.socket() as probe_socket:
         assert probe_socket.connect_ex(("127.0.0.1", server.port)) != 0
 
