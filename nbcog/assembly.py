@@ -1,7 +1,7 @@
 """The composition root: runtime + webhooks + service for one served predictor.
 
 Every front end that serves a predictor gets its ``PredictionService`` built here: the CLI
-(``python -m nbcog serve``), the kernel (``%cog serve``, through ``kernel/hosting.py``),
+(``python -m nbcog serve``), the kernel (``%cog serve``, through ``kernel/handle.py``),
 ``nbcog.testing`` and ``nbcog.Server``. The HTTP layer receives the factory and never imports
 the runner; the service receives its runtime and webhook sender and never builds them.
 """
@@ -29,7 +29,7 @@ class PredictorServices:
     The sender (its delivery threads) is made at the first ``build`` and shared by every
     service built until ``release``: after a hot reload the old service, still finishing its
     predictions, sends its webhooks through the same one. ``predictor`` may be replaced between
-    builds (``kernel/hosting.py`` does, to reload).
+    builds (``kernel/handle.py`` does, to reload).
 
     Args:
         predictor: a class, instance, function, or ``file.py:Name``.

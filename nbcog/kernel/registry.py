@@ -54,7 +54,8 @@ class ServerRegistry:
         return found[-1] if found else None
 
     def add(self, handle: ServerHandle) -> None:
-        """Keep ``handle``, which has just started (it replaces a stopped one on its port)."""
+        """Keep ``handle``, just started, as the newest (a stopped one on its port is dropped)."""
+        self._handles.pop(handle.port, None)
         self._handles[handle.port] = handle
 
     def first_time(self, note: str) -> bool:
