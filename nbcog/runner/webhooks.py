@@ -18,13 +18,16 @@ HTTP requests run on the sender's delivery threads, so a slow or dead receiver n
 the loop, and a retry's backoff waits in a schedule, not on a thread, so dead receivers never
 hold up live ones. Non-terminal webhooks may therefore arrive out of order, as with coglet.
 Failures are logged (logger ``nbcog.webhooks``) and never raised, and never change the prediction.
+
+This module is the sender (threads, pending cap, retry schedule); the policy's numbers are in
+``webhook_rules.py`` and the per-prediction decisions in ``webhook_tracker.py``. Every name is
+importable from here.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
-import math
 import os
 import queue
 import threading
@@ -34,10 +37,17 @@ from dataclasses import dataclass
 
 import requests
 
-from nbcog.core import events
-from nbcog.core.events import Event
-from nbcog.core.jsonenc import dumpb
-from nbcog.core.prediction import Prediction
+from nbcog.runner.webhook_rules import (
+    ALL_EVENTS,
+    DEFAULT_THROTTLE_INTERVAL,
+    MAX_PENDING,
+    MAX_RETRIES,
+    REQUEST_TIMEOUT,
+    RETRY_STATUSES,
+    backoff_delay,
+    throttle_interval,
+)
+from nbcog.runner.webhook_tracker import WebhookTracker
 
 __all__ = [
     "ALL_EVENTS",
@@ -49,53 +59,13 @@ __all__ = [
     "WebhookSender",
     "WebhookTracker",
     "backoff_delay",
+    "throttle_interval",
 ]
 
 logger = logging.getLogger("nbcog.webhooks")
 
-START = "start"
-OUTPUT = "output"
-LOGS = "logs"
-COMPLETED = "completed"
-ALL_EVENTS = frozenset({START, OUTPUT, LOGS, COMPLETED})
-
-DEFAULT_THROTTLE_INTERVAL = 0.5
-MAX_RETRIES = 12
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-REQUEST_TIMEOUT = 30.0
-MAX_PENDING = 1000
 MAX_THREADS = 32
 _EXTRA_IDLE = 10.0
-_BACKOFF_BASE = 0.1
-
-# coglet starts each prediction's throttle clock 10 s in the past so that the first logs
-# webhook may go out at once. With an interval over 10 s this also drops logs for the first
-# (interval - 10) s; kept for parity.
-_THROTTLE_HEAD_START = 10.0
-
-
-def backoff_delay(retry: int) -> float:
-    """Seconds to wait before retry number ``retry`` (1-based): 0.2, 0.4, ... 102.4, 102.4."""
-    return _BACKOFF_BASE * 2.0 ** min(retry, 10)
-
-
-def throttle_interval(raw: str | None) -> float:
-    """``COG_THROTTLE_RESPONSE_INTERVAL`` as coglet reads it: float seconds, whole milliseconds.
-
-    Unset or unparsable means 0.5 s; negative and NaN saturate to 0, as Rust's float-to-integer
-    cast does.
-    """
-    if raw is None:
-        return DEFAULT_THROTTLE_INTERVAL
-    try:
-        seconds = float(raw)
-    except ValueError:
-        return DEFAULT_THROTTLE_INTERVAL
-    if not seconds > 0:
-        return 0.0
-    if math.isinf(seconds):
-        return seconds
-    return math.floor(seconds * 1000) / 1000
 
 
 class WebhookSender:
@@ -390,68 +360,3 @@ class _Delivery:
     headers: dict[str, str]
     terminal: bool
     retries: int = 0
-
-
-class WebhookTracker:
-    """One prediction's webhook state: what was sent, and when, for the throttle.
-
-    Use it only on the serving loop thread. Call ``observe`` after each event has been applied
-    to the prediction (``completed`` after ``Prediction.finish``); it returns at once.
-    """
-
-    def __init__(
-        self,
-        sender: WebhookSender,
-        url: str,
-        events_filter: frozenset[str],
-        trace_headers: dict[str, str],
-    ) -> None:
-        self._sender = sender
-        self.url = url
-        self.events_filter = events_filter
-        self._headers = dict(trace_headers)
-        self._last_sent = sender.clock() - _THROTTLE_HEAD_START
-        self._started = False
-        self._finished = False
-
-    def observe(self, event: Event, prediction: Prediction) -> None:
-        """Send the webhook ``event`` calls for, if any, with ``prediction``'s snapshot now.
-
-        Never raises: a snapshot that cannot be encoded loses its webhook (logged), never
-        the prediction's own delivery to its other subscribers.
-        """
-        if self._finished:
-            return
-        try:
-            self._observe(event, prediction)
-        except Exception:
-            logger.warning(
-                "webhook to %s not sent: its body could not be made", self.url, exc_info=True
-            )
-
-    def _observe(self, event: Event, prediction: Prediction) -> None:
-        name = event.name
-        if name == events.COMPLETED:
-            self._finished = True
-            if COMPLETED in self.events_filter:
-                # The completed event *is* the terminal snapshot: reuse its encoding.
-                self._sender.submit(self.url, event.json.encode(), self._headers, terminal=True)
-            return
-        if name == events.START:
-            if self._started:
-                return
-            self._started = True
-            kind = START
-        elif name == events.OUTPUT:
-            kind = OUTPUT
-        elif name == events.LOG:
-            kind = LOGS
-        else:  # metrics never send webhooks; stream errors are not runner events
-            return
-        if kind not in self.events_filter:
-            return
-        now = self._sender.clock()
-        if kind == LOGS and now - self._last_sent < self._sender.interval:
-            return
-        self._last_sent = now
-        self._sender.submit(self.url, dumpb(prediction.snapshot()), self._headers, terminal=False)
