@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.client
 import json
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -63,7 +62,6 @@ class Background:
         kwargs.setdefault("timeout", 60)
         self._response: requests.Response | None = None
         self._error: BaseException | None = None
-        self.finished_at: float | None = None
         self._thread = threading.Thread(target=self._run, args=(method, url, kwargs), daemon=True)
         self._thread.start()
 
@@ -72,7 +70,6 @@ class Background:
             self._response = requests.request(method, url, **kwargs)
         except BaseException as exc:  # reported by result()
             self._error = exc
-        self.finished_at = time.monotonic()
 
     def done(self) -> bool:
         """The response has arrived (or the request failed)."""
