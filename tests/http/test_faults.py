@@ -14,13 +14,13 @@ import asyncio
 import logging
 import os
 import textwrap
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from faults import Response, exchange, health, request, tracebacks
+from helpers import wait_until
 
 from nbcog.service import CreateRequest, Mode, PredictionRef
 from nbcog.testing import RunningServer, serve_in_thread
@@ -240,14 +240,6 @@ ODD_METHODS = [
 ]
 
 
-def wait_until(condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` (every 10 ms) until it holds; fail after 30 s."""
-    deadline = time.monotonic() + 30
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
-
-
 def check(response: Response, status: int, text: str | None) -> None:
     assert response.status == status, response
     if text is not None:
@@ -337,7 +329,7 @@ def test_put_attach_with_a_surrogate_in_its_input_is_a_400(port: int, tmp_path: 
     check(exchange(port, attach), 400, message)
     assert health(port) == "BUSY"  # still running, untouched by the refused attach
     gate.touch()
-    wait_until(lambda: health(port) == "READY")
+    wait_until(lambda: health(port) == "READY", "READY")
     # The same id again once it is done: a new prediction (finished ids are forgotten).
     again = exchange(port, post(b'{"input":{}}', path="/predictions/att", method="PUT"))
     assert (again.status, again.json()["status"]) == (200, "succeeded")
@@ -383,7 +375,7 @@ def test_put_attach_to_an_input_no_encoder_can_write_answers_with_replacement(
     attached = exchange(port, post(b"{}", path="/predictions/odd", method="PUT"))
     assert (attached.status, attached.json()["input"]["text"]) == (202, "a\ufffd")
     gate.touch()
-    wait_until(lambda: health(port) == "READY")
+    wait_until(lambda: health(port) == "READY", "READY")
 
 
 ASYNC_PREDICTOR = """

@@ -14,11 +14,11 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers import wait_until
 
 from bench.recent_memory import measure, rss_mib
 
@@ -46,11 +46,12 @@ def server(tmp_path: Path) -> Iterator[tuple[int, int]]:
             stderr=subprocess.STDOUT,
         )
     try:
-        deadline = time.monotonic() + 60
-        while (found := BANNER.search(log.read_text(errors="replace"))) is None:
+
+        def banner() -> re.Match[str] | None:
             assert proc.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, "no banner"
-            time.sleep(0.02)
+            return BANNER.search(log.read_text(errors="replace"))
+
+        found = wait_until(banner, "the banner")
         yield int(found.group(1)), proc.pid
     finally:
         proc.terminate()

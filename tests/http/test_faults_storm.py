@@ -19,13 +19,14 @@ import struct
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 from faults import exchange, health, request
+from helpers import wait_until
 
 from nbcog.testing import RunningServer, serve_in_thread
 
@@ -86,13 +87,6 @@ def attach_request(prediction_id: str) -> bytes:
         "Accept: text/event-stream\r\nContent-Type: application/json\r\n"
         "Content-Length: 2\r\n\r\n{}"
     ).encode()
-
-
-def wait_until(condition: Callable[[], bool], what: str) -> None:
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, f"not reached: {what}"
-        time.sleep(0.01)
 
 
 def census(s: RunningServer) -> tuple[int, int, int]:

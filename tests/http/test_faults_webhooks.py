@@ -11,24 +11,16 @@ import logging
 import socket
 import struct
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from helpers import wait_until
 
 from nbcog.runner.webhooks import WebhookSender, backoff_delay
 
 WAIT = 30.0
-
-
-def wait_until(condition: Callable[[], bool]) -> None:
-    """Poll ``condition`` every 10 ms; fail after 30 s."""
-    deadline = time.monotonic() + WAIT
-    while not condition():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.01)
 
 
 class Journal:
@@ -172,7 +164,7 @@ def test_a_live_receiver_is_called_before_any_dead_ones_retry(
                 lambda: any(journal.entries.count(("dead", n)) > 1 for n in range(8)), WAIT
             ), "a dead receiver was never retried"
         # The live one done, the dead ones' retries wait in the schedule, holding no thread.
-        wait_until(lambda: sender.pending == sender.retrying == 8)
+        wait_until(lambda: sender.pending == sender.retrying == 8, "8 retries waiting")
     finally:
         sender.close(timeout=0)
 
@@ -225,7 +217,7 @@ def test_pending_deliveries_are_bounded(
     try:
         for receiver in dead[:3]:
             sender.submit(receiver.url, b"{}", {}, terminal=True)
-        wait_until(lambda: sender.retrying == 3)
+        wait_until(lambda: sender.retrying == 3, "3 retries waiting")
         assert sender.pending == 3
         sender.submit(dead[3].url, b"{}", {}, terminal=False)  # dropped
         assert (sender.pending, sender.dropped) == (3, 1)

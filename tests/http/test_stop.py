@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
-import time
 from collections.abc import Iterator
 
 import pytest
 import requests
+from helpers import wait_until
 from webhook_receiver import Receiver
 
 from nbcog.testing import RunningServer, parse_sse
@@ -59,15 +59,15 @@ def wait_running(s: RunningServer) -> list[str]:
     """The ids of the predictions in flight, once one of them is processing (bounded wait)."""
     service = s.server.service
     assert service is not None
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
+
+    def processing() -> list[str] | None:
         statuses = s.call(
             lambda: {e.prediction.id: e.prediction.status.value for e in service.inflight()}
         )
-        if "processing" in statuses.values():
-            return list(statuses)
-        time.sleep(0.005)
-    raise AssertionError("no prediction started processing within 30 s")
+        return list(statuses) if "processing" in statuses.values() else None
+
+    ids: list[str] = wait_until(processing, "a prediction to start processing")
+    return ids
 
 
 def test_stop_ends_a_stream_with_completed_canceled(serve_source):
@@ -137,6 +137,6 @@ def test_stop_sends_the_completed_webhook_without_blocking_the_loop(serve_source
         stop(s, within=2.5)
         assert s.call(lambda: 42) == 42  # the loop still answers
         receiver.gate.set()
-        final = receiver.wait_until(lambda r: json.loads(r.body)["status"] != "processing")
+        final = receiver.wait_for_match(lambda r: json.loads(r.body)["status"] != "processing")
     assert final.json["id"] == "hooked"
     assert final.json["status"] == "canceled"

@@ -347,7 +347,7 @@ def test_receiver_down_then_up(serve_source):
             assert again.json()["output"] == "v"
             assert down.bodies() == []
             down.listen()
-            completed = down.wait_until(lambda x: x.json["status"] != "processing")
+            completed = down.wait_for_match(lambda x: x.json["status"] != "processing")
             assert completed.body == r.content
     finally:
         down.close()

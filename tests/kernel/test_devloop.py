@@ -8,10 +8,10 @@ import json
 import re
 import subprocess
 import sys
-import time
 
 import pytest
 import requests
+from helpers import wait_until
 from kernelkit import ECHO, kernel, wait_ready
 
 pytestmark = pytest.mark.slow
@@ -91,14 +91,6 @@ def _output(url: str) -> str | None:
     return response.json()["output"] if response.status_code == 200 else None
 
 
-def _poll(predicate, what: str, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-    return value
-
-
 def test_reload_on_save_in_the_notebook(kernel, tmp_path):
     """``--reload``: saves of the file and its helper reload; a syntax error keeps the old code."""
     (tmp_path / "helpers.py").write_text("def suffix():\n    return '!'\n")
@@ -108,18 +100,18 @@ def test_reload_on_save_in_the_notebook(kernel, tmp_path):
     assert {"text/plain": "nbcog: starting to watch predict.py"} in cell.displays
     kernel.wait_for_update("nbcog: reloading on save of predict.py (and the local modules")
     url = kernel.value(f"{HANDLE}.url")
-    _poll(lambda: _output(url) == "v1 a!", "v1")
+    wait_until(lambda: _output(url) == "v1 a!", "v1")
     _save(predict, RELOADED.format(version="v2"))
-    _poll(lambda: _output(url) == "v2 a!", "v2 on the same port")
+    wait_until(lambda: _output(url) == "v2 a!", "v2 on the same port")
     _save(tmp_path / "helpers.py", "def suffix():\n    return '?'\n")
-    _poll(lambda: _output(url) == "v2 a?", "the new helper")
+    wait_until(lambda: _output(url) == "v2 a?", "the new helper")
     _save(predict, RELOADED.format(version="v3") + "\ndef broken(:\n")
     report = kernel.wait_for_update("not reloaded")
     assert report.startswith("nbcog: predict.py saved at ")
     assert "SyntaxError" in report and "def broken(:" in report
     assert _output(url) == "v2 a?"
     _save(predict, RELOADED.format(version="v4"))
-    _poll(lambda: _output(url) == "v4 a?", "v4 after the fix")
+    wait_until(lambda: _output(url) == "v4 a?", "v4 after the fix")
     assert sum("not reloaded" in u.get("text/plain", "") for u in kernel.updates) == 1
     assert kernel.wait_for_update("predict.py saved at").count("\n") >= 1
     kernel.ok("%cog stop")

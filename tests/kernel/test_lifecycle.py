@@ -15,6 +15,7 @@ import time
 
 import pytest
 import requests
+from helpers import wait_until
 from kernelkit import (
     ECHO,
     ROOT,
@@ -66,10 +67,7 @@ def nbcog_threads(kernel):
 
 def wait_no_threads(kernel, timeout=30.0):
     """nbcog's worker, setup and loop threads all end (bounded poll of a real observable)."""
-    deadline = time.monotonic() + timeout
-    while (left := nbcog_threads(kernel)) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert left == []
+    wait_until(lambda: nbcog_threads(kernel) == [], "nbcog's threads to end", timeout)
 
 
 def test_hot_reload_changes_the_output_on_the_same_url(kernel, tmp_path):
@@ -114,10 +112,7 @@ def test_reload_cancels_predictions_in_flight(kernel, tmp_path):
         )
     )
     client.start()
-    deadline = time.monotonic() + 30
-    while requests.get(url + "/health-check", timeout=10).json()["status"] != "BUSY":
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    wait_until(lambda: requests.get(url + "/health-check", timeout=10).json()["status"] == "BUSY")
     kernel.ok(gate_source(tmp_path) + VERSIONED.replace("{version}", "v2"))
     cell = kernel.ok("%cog serve Predictor --port 0")
     assert "cancelled 1 in flight on the old code: old-one" in cell.stdout
@@ -205,12 +200,15 @@ class Predictor(BaseRunner):
     kernel.interrupt()
     assert kernel.finish(cell).error["ename"] == "KeyboardInterrupt"
     assert requests.get(url + "/health-check", timeout=10).json()["status"] == "BUSY"
-    deadline = time.monotonic() + 30
-    while requests.get(url + "/health-check", timeout=10).json()["status"] != "READY":
-        assert time.monotonic() < deadline
+
+    def ready_after_poking_the_fifo() -> bool:
+        if requests.get(url + "/health-check", timeout=10).json()["status"] == "READY":
+            return True
         with contextlib.suppress(OSError):  # ENXIO: no reader in open() right now
             os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))  # its open() returns, read() EOF
-        time.sleep(0.01)
+        return False
+
+    wait_until(ready_after_poking_the_fifo, "READY")
     status = kernel.ok("%cog status").stdout
     assert status.split("recent:    ")[1].split(" ")[1] == "canceled"
 

@@ -27,6 +27,7 @@ from typing import Any
 
 import pytest
 import requests
+from helpers import wait_until
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 from jupyter_core.utils import ensure_event_loop
@@ -154,7 +155,7 @@ class Kernel:
         elif kind == "status" and content["execution_state"] == "idle":
             cell.idle = True
 
-    def wait_until(self, cell: Cell, condition: Callable[[Cell], bool], timeout: float) -> Cell:
+    def pump_until(self, cell: Cell, condition: Callable[[Cell], bool], timeout: float) -> Cell:
         """Pump messages until ``condition(cell)`` holds."""
         deadline = time.monotonic() + timeout
         while not condition(cell):
@@ -176,11 +177,11 @@ class Kernel:
 
     def wait_for_text(self, cell: Cell, marker: str, timeout: float = CELL_TIMEOUT) -> Cell:
         """Wait until the cell has printed ``marker`` (so it is running now)."""
-        return self.wait_until(cell, lambda c: marker in c.text or c.status != "running", timeout)
+        return self.pump_until(cell, lambda c: marker in c.text or c.status != "running", timeout)
 
     def finish(self, cell: Cell, timeout: float = CELL_TIMEOUT) -> Cell:
         """Wait for the cell's reply and for its last output (the kernel's idle status)."""
-        return self.wait_until(cell, lambda c: c.status != "running" and c.idle, timeout)
+        return self.pump_until(cell, lambda c: c.status != "running" and c.idle, timeout)
 
     def run(self, code: str, timeout: float = CELL_TIMEOUT) -> Cell:
         """Execute a cell and wait for it."""
@@ -340,16 +341,16 @@ def serve(kernel: Kernel, args: str = "Predictor --port 0") -> str:
 
 def wait_ready(url: str, timeout: float = 60.0) -> dict[str, Any]:
     """Poll the health-check until setup has ended (and the port is open); returns its body."""
-    deadline = time.monotonic() + timeout
-    while True:
+
+    def setup_ended() -> dict[str, Any] | None:
         try:
-            body = requests.get(url + "/health-check", timeout=10).json()
-        except requests.ConnectionError as exc:  # a server process still starting
-            body = {"status": "STARTING", "error": str(exc)}
-        if body["status"] != "STARTING":
-            return body
-        assert time.monotonic() < deadline, body
-        time.sleep(0.02)
+            body: dict[str, Any] = requests.get(url + "/health-check", timeout=10).json()
+        except requests.ConnectionError:  # a server process still starting
+            return None
+        return body if body["status"] != "STARTING" else None
+
+    ready: dict[str, Any] = wait_until(setup_ended, f"{url} to end setup", timeout)
+    return ready
 
 
 def refused(url: str) -> bool:

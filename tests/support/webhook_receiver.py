@@ -82,7 +82,7 @@ class Receiver:
             assert arrived, f"expected {count} webhooks, got {len(self.received)}"
             return list(self.received)
 
-    def wait_until(self, predicate: Callable[[Received], bool]) -> Received:
+    def wait_for_match(self, predicate: Callable[[Received], bool]) -> Received:
         """Wait (bounded) for a POST that satisfies ``predicate``; return it."""
         with self._cond:
             found = self._cond.wait_for(lambda: [r for r in self.received if predicate(r)], WAIT)
