@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from cog import BasePredictor, CancelationException, Input
-from fakeloop import FakeLoop
+from fake_loop import FakeLoop
 from helpers import WAIT, wait_until
 
 from nbcog.core import events
@@ -40,13 +40,13 @@ class Run:
     def finish(self) -> Finished:
         """Turn the loop until the ``Finished`` item arrives; it must be the last one."""
 
-        def turn() -> Finished | None:
-            self.loop.run_ready()
-            last = self.items[-1] if self.items else None
-            return last if isinstance(last, Finished) else None
+        def ended() -> bool:
+            return bool(self.items) and isinstance(self.items[-1], Finished)
 
-        finished: Finished = wait_until(turn, f"{self.job.prediction_id} to finish")
+        self.loop.run_until(ended, f"{self.job.prediction_id} to finish")
         assert [type(item) for item in self.items].count(Finished) == 1
+        finished = self.items[-1]
+        assert isinstance(finished, Finished)
         return finished
 
     def events(self) -> list[tuple[str, Any]]:

@@ -58,6 +58,10 @@ class FakeLoop:
         """The fake clock."""
         return self.now
 
+    def pending(self) -> int:
+        """Callbacks queued and not yet run: what the next ``run_ready`` starts with."""
+        return self._ready.qsize()
+
     def advance(self, seconds: float) -> None:
         """Move the clock, firing every timer that falls due, in order."""
         self.now += seconds
