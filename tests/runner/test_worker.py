@@ -8,6 +8,7 @@ predict() produced, and one ``Finished`` last.
 from __future__ import annotations
 
 import asyncio
+import gc
 import threading
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -75,19 +76,32 @@ def async_loop() -> Iterator[AsyncLoopThread]:
     loop.stop()
 
 
+def runner_with(slots: int, async_loop: AsyncLoopThread) -> Iterator[Runner]:
+    """A runner whose threads have exited, and whose garbage is collected, after the test.
+
+    A runner and its threads form reference cycles. Left to the cyclic collector, they would
+    be freed in whatever thread allocates then, possibly a later test's predictor thread:
+    an asynchronous cancel landing in one of their weakref callbacks there is lost.
+    """
+    before = set(threading.enumerate())
+    runner = Runner(slots=slots, async_loop=async_loop)
+    workers = [t for t in threading.enumerate() if t not in before]
+    yield runner
+    runner.close()
+    for thread in workers:
+        thread.join(WAIT)
+    gc.collect()
+
+
 @pytest.fixture
 def runner(async_loop: AsyncLoopThread) -> Iterator[Runner]:
     """Two slots, as ``concurrency.max = 2``."""
-    runner = Runner(slots=2, async_loop=async_loop)
-    yield runner
-    runner.close()
+    yield from runner_with(2, async_loop)
 
 
 @pytest.fixture
 def one_slot(async_loop: AsyncLoopThread) -> Iterator[Runner]:
-    runner = Runner(slots=1, async_loop=async_loop)
-    yield runner
-    runner.close()
+    yield from runner_with(1, async_loop)
 
 
 class Shout(BasePredictor):
