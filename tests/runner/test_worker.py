@@ -22,8 +22,8 @@ from helpers import WAIT, wait_until
 from nbcog.core import events
 from nbcog.core.events import Event
 from nbcog.core.prediction import Status
-from nbcog.runner.asyncloop import AsyncLoopThread
 from nbcog.runner.cog_adapter import describe_predictor, load_target
+from nbcog.runner.loopthread import LoopThread
 from nbcog.runner.pipe import EventPipe
 from nbcog.runner.worker import Finished, Job, Runner
 
@@ -70,13 +70,13 @@ def start(runner: Runner, predictor: BasePredictor, prediction_id: str = "p", **
 
 
 @pytest.fixture
-def async_loop() -> Iterator[AsyncLoopThread]:
-    loop = AsyncLoopThread()
+def async_loop() -> Iterator[LoopThread]:
+    loop = LoopThread("nbcog-async-predictor")
     yield loop
     loop.stop()
 
 
-def runner_with(slots: int, async_loop: AsyncLoopThread) -> Iterator[Runner]:
+def runner_with(slots: int, async_loop: LoopThread) -> Iterator[Runner]:
     """A runner whose threads have exited, and whose garbage is collected, after the test.
 
     A runner and its threads form reference cycles. Left to the cyclic collector, they would
@@ -94,13 +94,13 @@ def runner_with(slots: int, async_loop: AsyncLoopThread) -> Iterator[Runner]:
 
 
 @pytest.fixture
-def runner(async_loop: AsyncLoopThread) -> Iterator[Runner]:
+def runner(async_loop: LoopThread) -> Iterator[Runner]:
     """Two slots, as ``concurrency.max = 2``."""
     yield from runner_with(2, async_loop)
 
 
 @pytest.fixture
-def one_slot(async_loop: AsyncLoopThread) -> Iterator[Runner]:
+def one_slot(async_loop: LoopThread) -> Iterator[Runner]:
     yield from runner_with(1, async_loop)
 
 
