@@ -134,7 +134,7 @@ import nbcog
 from nbcog.service import CreateRequest, Mode
 from nbcog.widget import PredictionView
 handle = nbcog.kernel.serving.servers()[-1]
-service = handle._service()
+service = handle.service()
 entry = service.create(CreateRequest(input={{"n": {2 * TOKENS}}}), mode=Mode.ASYNC)
 PredictionView(entry, service, base_url=handle.url)"""
 
