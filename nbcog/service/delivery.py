@@ -69,8 +69,11 @@ class Delivery:
                 if tracker is not None:
                     tracker.observe(item, prediction)
         entry.broadcaster.publish(published)
-        for observer in self._registry.observers:
-            observer(entry.ref, published)
+        observers = self._registry.observers
+        if observers:  # the ref is held weakly: make (or find) it only when someone looks
+            ref = entry.ref
+            for observer in observers:
+                observer(ref, published)
         if finished is not None:
             self.finish(entry, finished)
 
